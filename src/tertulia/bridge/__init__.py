@@ -1,0 +1,1 @@
+"""Selective forwarding bridge."""

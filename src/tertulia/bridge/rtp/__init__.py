@@ -1,0 +1,1 @@
+"""Pure RTP/RTCP packet logic."""

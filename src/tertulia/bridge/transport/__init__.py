@@ -1,0 +1,1 @@
+"""Single-port media transport: demux, ICE-lite, DTLS, SRTP."""

@@ -1,0 +1,1 @@
+"""Focus: one conference per room; places endpoints on bridges."""

@@ -1,0 +1,1 @@
+"""Pure message types and SDP handling."""

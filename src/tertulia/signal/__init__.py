@@ -1,0 +1,1 @@
+"""Signalling: WebSocket sessions, rooms, presence."""
