@@ -1,0 +1,3 @@
+from tertulia.cli import main
+
+raise SystemExit(main())

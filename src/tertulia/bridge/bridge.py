@@ -1,0 +1,340 @@
+"""The bridge: one UDP socket for every endpoint, conferences, allocation and expiry.
+
+This is the I/O shell around the pure parts: it demultiplexes datagrams (RFC 7983), answers
+ICE-lite checks, runs DTLS, decrypts SRTP and hands packets to the conference. Bad datagrams are
+dropped and counted by reason; nothing a peer sends can raise out of ``datagram_received``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tertulia.bridge.conference import Conference
+from tertulia.bridge.endpoint import Address, Endpoint
+from tertulia.bridge.rtp.packet import RtpParseError, header_fields
+from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
+from tertulia.bridge.transport import ice
+from tertulia.bridge.transport.demux import Kind, classify
+from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsState
+from tertulia.bridge.transport.srtp import SrtpError
+from tertulia.protocol.sdp import LocalTransport, build_answer, negotiate, parse_offer
+
+log = logging.getLogger(__name__)
+
+ExpiredCallback = Callable[[str, str, str], None]  # conference id, endpoint id, reason
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    media_host: str = "127.0.0.1"
+    media_port: int = 10000
+    public_ip: str = "127.0.0.1"
+    slots: int = 9
+    consent_timeout: float = 30.0  # RFC 7675 §5.1: consent expires after 30 s
+    connect_timeout: float = 30.0  # an endpoint that never connects is dropped after this
+    history_age: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    answer: str
+    endpoint_id: str
+    channel_path: str
+
+
+class AllocationError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.bridge.datagram_received(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        self.bridge.counters["socket-error"] += 1
+        log.debug("socket error: %s", exc)
+
+
+class Bridge:
+    """A selective forwarding unit listening on one UDP port."""
+
+    def __init__(self, settings: BridgeSettings, *, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.clock = clock
+        self.certificate = DtlsCertificate.generate()
+        self.conferences: dict[str, Conference] = {}
+        self.by_ufrag: dict[str, Endpoint] = {}
+        self.by_addr: dict[Address, Endpoint] = {}
+        self.counters: Counter[str] = Counter()
+        self.on_expired: ExpiredCallback | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self.started_at = time.time()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self),
+            local_addr=(self.settings.media_host, self.settings.media_port),
+        )
+        self._transport = transport
+        self._ticker = asyncio.create_task(self._tick_loop())
+        log.info(
+            "bridge media on udp %s:%d (advertised %s)",
+            self.settings.media_host,
+            self.settings.media_port,
+            self.settings.public_ip,
+        )
+
+    async def stop(self) -> None:
+        for conference in list(self.conferences.values()):
+            for endpoint_id in list(conference.endpoints):
+                self.expire(conference.id, endpoint_id)
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+            self._ticker = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    @property
+    def bound(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def _transmit(self, data: bytes, addr: Address) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, addr)
+
+    # -- control API ------------------------------------------------------------------------
+
+    def allocate(self, conference_id: str, endpoint_id: str, offer_sdp: str) -> Allocation:
+        """Create an endpoint from the client's offer and return the SDP answer."""
+        from tertulia.protocol.sdp import SdpError
+
+        conference = self.conferences.get(conference_id)
+        if conference is not None and endpoint_id in conference.endpoints:
+            raise AllocationError("already-offered", "this endpoint already has media")
+        try:
+            offer = parse_offer(offer_sdp)
+            negotiation = negotiate(offer, max_slots=self.settings.slots)
+        except SdpError as exc:
+            raise AllocationError("bad-sdp", str(exc)) from exc
+        creds = ice.IceCredentials.generate(offer.ice_ufrag, offer.ice_pwd)
+        while creds.local_ufrag in self.by_ufrag:
+            creds = ice.IceCredentials.generate(offer.ice_ufrag, offer.ice_pwd)
+        now = self.clock()
+        endpoint = Endpoint(
+            endpoint_id,
+            conference_id,
+            negotiation,
+            creds,
+            self.certificate,
+            offer.fingerprint,
+            self._transmit,
+            now,
+            history_age=self.settings.history_age,
+        )
+        local = LocalTransport(
+            ice_ufrag=creds.local_ufrag,
+            ice_pwd=creds.local_pwd,
+            fingerprint=self.certificate.fingerprint,
+            ip=self.settings.public_ip,
+            port=self.settings.media_port,
+        )
+        answer = build_answer(
+            offer,
+            negotiation,
+            local,
+            endpoint.slot_sources(),
+            session_id=random.randrange(1, 1 << 62),
+        )
+        if conference is None:
+            conference = Conference(conference_id)
+            self.conferences[conference_id] = conference
+            self.counters["conferences-created"] += 1
+        self.by_ufrag[creds.local_ufrag] = endpoint
+        conference.add(endpoint)
+        self.counters["endpoints-created"] += 1
+        path = f"/bridge/ws/{conference_id}/{endpoint_id}?token={endpoint.channel_token}"
+        return Allocation(answer, endpoint_id, path)
+
+    def expire(self, conference_id: str, endpoint_id: str) -> bool:
+        """Remove an endpoint; idempotent. Empty conferences are removed too."""
+        conference = self.conferences.get(conference_id)
+        if conference is None:
+            return False
+        endpoint = conference.remove(endpoint_id)
+        if endpoint is None:
+            return False
+        self.by_ufrag.pop(endpoint.creds.local_ufrag, None)
+        for addr in endpoint.valid_addrs:
+            if self.by_addr.get(addr) is endpoint:
+                del self.by_addr[addr]
+        endpoint.close()
+        if not conference.endpoints:
+            del self.conferences[conference_id]
+            self.counters["conferences-completed"] += 1
+        return True
+
+    def find_endpoint(self, conference_id: str, endpoint_id: str) -> Endpoint | None:
+        conference = self.conferences.get(conference_id)
+        return conference.endpoints.get(endpoint_id) if conference else None
+
+    # -- datagrams ------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.counters["datagrams"] += 1
+        try:
+            kind = classify(data)
+            if kind == Kind.STUN:
+                self._on_stun(data, addr)
+                return
+            endpoint = self.by_addr.get(addr)
+            if endpoint is None:
+                self.counters["dropped-unknown-address"] += 1
+                return
+            if kind == Kind.DTLS:
+                self._on_dtls(endpoint, data, addr)
+            elif kind == Kind.RTP:
+                self._on_rtp(endpoint, data)
+            elif kind == Kind.RTCP:
+                self._on_rtcp(endpoint, data)
+            else:
+                self.counters["dropped-unknown-kind"] += 1
+        except Exception:  # never let one peer's datagram take the bridge down
+            self.counters["dropped-internal-error"] += 1
+            log.exception("error handling a datagram from %s", addr)
+
+    def _on_stun(self, data: bytes, addr: Address) -> None:
+        try:
+            message = ice.parse(data)
+        except ValueError:
+            self.counters["dropped-malformed-stun"] += 1
+            return
+        ufrag = ice.username_local_ufrag(message)
+        endpoint = self.by_ufrag.get(ufrag) if ufrag else None
+        if endpoint is None:
+            self.counters["dropped-stun-unknown-user"] += 1
+            return
+        result = ice.answer_check(message, endpoint.creds, addr)
+        if result.error is not None and result.response is None:
+            self.counters["dropped-stun-" + result.error.replace(" ", "-")] += 1
+            return
+        if result.response is not None:
+            self._transmit(result.response, addr)
+        if result.error is None:
+            endpoint.accept_check(addr, result.nominated, self.clock())
+            self.by_addr[addr] = endpoint
+
+    def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
+        if endpoint.on_dtls(data, addr):
+            log.info("endpoint %s connected from %s:%d", endpoint.id, *addr)
+            conference = self.conferences.get(endpoint.conference_id)
+            if conference is not None:
+                conference.on_connected(endpoint, self.clock())
+        if endpoint.dtls.state == DtlsState.FAILED:
+            self.counters["dtls-failed"] += 1
+            log.warning("endpoint %s: %s", endpoint.id, endpoint.dtls.error)
+            self._expire_and_report(endpoint, "dtls-failed")
+
+    def _on_rtp(self, endpoint: Endpoint, data: bytes) -> None:
+        srtp = endpoint.srtp
+        if srtp is None:
+            self.counters["dropped-rtp-before-dtls"] += 1
+            return
+        try:
+            plain = srtp.unprotect_rtp(data)
+            header_fields(plain)
+        except SrtpError:
+            self.counters["dropped-srtp-auth"] += 1
+            return
+        except (RtpParseError, ValueError):
+            self.counters["dropped-malformed-rtp"] += 1
+            return
+        endpoint.stats.rtp_in += 1
+        endpoint.stats.bytes_in += len(data)
+        conference = self.conferences.get(endpoint.conference_id)
+        if conference is not None:
+            conference.on_rtp(endpoint, plain, self.clock())
+
+    def _on_rtcp(self, endpoint: Endpoint, data: bytes) -> None:
+        srtp = endpoint.srtp
+        if srtp is None:
+            self.counters["dropped-rtcp-before-dtls"] += 1
+            return
+        try:
+            packets = parse_rtcp(srtp.unprotect_rtcp(data))
+        except SrtpError:
+            self.counters["dropped-srtcp-auth"] += 1
+            return
+        except (RtcpParseError, ValueError):
+            self.counters["dropped-malformed-rtcp"] += 1
+            return
+        endpoint.stats.rtcp_in += 1
+        conference = self.conferences.get(endpoint.conference_id)
+        if conference is not None:
+            conference.on_rtcp(endpoint, packets, self.clock())
+
+    # -- timers ---------------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            try:
+                self.tick(self.clock())
+            except Exception:
+                log.exception("bridge tick failed")
+
+    def tick(self, now: float) -> None:
+        """DTLS retransmissions and consent/connect expiry (RFC 7675 §5.1)."""
+        for conference in list(self.conferences.values()):
+            for endpoint in list(conference.endpoints.values()):
+                endpoint.dtls_tick(now)
+                if endpoint.last_consent is None:
+                    if now - endpoint.created > self.settings.connect_timeout:
+                        self._expire_and_report(endpoint, "media-timeout")
+                elif now - endpoint.last_consent > self.settings.consent_timeout:
+                    self._expire_and_report(endpoint, "media-timeout")
+
+    def _expire_and_report(self, endpoint: Endpoint, reason: str) -> None:
+        if self.expire(endpoint.conference_id, endpoint.id):
+            self.counters[f"endpoints-expired-{reason}"] += 1
+            if self.on_expired is not None:
+                self.on_expired(endpoint.conference_id, endpoint.id, reason)
+
+    # -- stats ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        endpoints = [e for c in self.conferences.values() for e in c.endpoints.values()]
+        return {
+            "conferences": len(self.conferences),
+            "endpoints": len(endpoints),
+            "largest_conference": max(
+                (len(c.endpoints) for c in self.conferences.values()), default=0
+            ),
+            "endpoints_connected": sum(1 for e in endpoints if e.connected),
+            "packets_in": sum(e.stats.rtp_in for e in endpoints),
+            "packets_out": sum(e.stats.rtp_out for e in endpoints),
+            "retransmissions": sum(e.stats.retransmissions for e in endpoints),
+            "media_port": self.settings.media_port,
+            "counters": dict(self.counters),
+        }

@@ -1,0 +1,234 @@
+"""A conference on this bridge: its endpoints, who sits in whose receive slots, and routing.
+
+Media path: an endpoint's decrypted RTP → its source (by payload type and SSRC) → the slot
+streams subscribed to that source (the fan-out table) → each receiver's transport. RTCP from a
+receiver about a slot stream is translated back to the source that currently fills the slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from tertulia.bridge.endpoint import Endpoint, SendingMedia
+from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
+from tertulia.bridge.rtp.rtcp import (
+    Fir,
+    GenericNack,
+    Pli,
+    ReceiverReport,
+    RtcpPacket,
+    Sdes,
+    SenderReport,
+)
+from tertulia.bridge.subscription import SlotStream
+
+log = logging.getLogger(__name__)
+
+# Keyframe requests to one sender are spaced at least this far apart (seconds); a waiting
+# subscriber re-asks after KEYFRAME_RETRY in case the request or the keyframe was lost.
+KEYFRAME_MIN_INTERVAL = 0.3
+KEYFRAME_RETRY = 0.8
+# RTCP SDES item type for CNAME (RFC 3550 §6.5.1).
+SDES_CNAME = 1
+
+
+class Conference:
+    """Endpoints of one meeting on this bridge and the routing among them."""
+
+    def __init__(self, conference_id: str, *, bridge_ssrc: int | None = None) -> None:
+        self.id = conference_id
+        self.endpoints: dict[str, Endpoint] = {}
+        self.bridge_ssrc = bridge_ssrc or random.randrange(1, 1 << 32)
+        # sender id -> kind -> list of (receiver, slot stream) currently showing that sender
+        self._fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
+
+    # -- membership and slots ------------------------------------------------------------
+
+    def add(self, endpoint: Endpoint) -> None:
+        self.endpoints[endpoint.id] = endpoint
+        self.assign_slots()
+
+    def remove(self, endpoint_id: str) -> Endpoint | None:
+        endpoint = self.endpoints.pop(endpoint_id, None)
+        if endpoint is None:
+            return None
+        for pair in endpoint.slots:
+            for stream in pair:
+                stream.detach()
+        self.assign_slots()
+        return endpoint
+
+    def assign_slots(self) -> None:
+        """Give every sender a slot at every receiver, keeping existing places stable.
+
+        Senders are placed in join order into the lowest free slot; a sender that left frees
+        its slot, which the next sender without a slot then takes. Receivers whose mapping
+        changed are told over the bridge channel.
+        """
+        order = list(self.endpoints)
+        for receiver in self.endpoints.values():
+            before = list(receiver.occupants)
+            present = {eid for eid in order if eid != receiver.id}
+            occupants = [o if o in present else None for o in receiver.occupants]
+            seated = {o for o in occupants if o is not None}
+            for eid in order:
+                if eid == receiver.id or eid in seated:
+                    continue
+                try:
+                    free = occupants.index(None)
+                except ValueError:
+                    break
+                occupants[free] = eid
+                seated.add(eid)
+            receiver.occupants = occupants
+            for index, occupant in enumerate(occupants):
+                for stream in receiver.slots[index]:
+                    self._attach(stream, occupant)
+            if occupants != before:
+                receiver.notify(receiver.slots_message())
+        self._rebuild_fanout()
+
+    def _attach(self, stream: SlotStream, occupant: str | None) -> None:
+        sender = self.endpoints.get(occupant) if occupant else None
+        media = sender.sending.get(stream.kind) if sender else None
+        if sender is None or media is None or media.current_ssrc is None:
+            stream.detach()
+            return
+        stream.attach(sender.id, media.current_ssrc, media.extmap)
+
+    def _rebuild_fanout(self) -> None:
+        fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
+        for receiver in self.endpoints.values():
+            for pair in receiver.slots:
+                for stream in pair:
+                    if stream.source is None:
+                        continue
+                    sender_id = stream.source[0]
+                    fanout.setdefault(sender_id, {}).setdefault(stream.kind, []).append(
+                        (receiver, stream)
+                    )
+        self._fanout = fanout
+
+    def on_connected(self, endpoint: Endpoint, now: float) -> None:
+        """DTLS is up: ask every sender it will watch for a keyframe (new subscriber)."""
+        for occupant in endpoint.occupants:
+            sender = self.endpoints.get(occupant) if occupant else None
+            if sender is not None:
+                self.request_keyframe(sender, now)
+
+    # -- RTP ------------------------------------------------------------------------------
+
+    def on_rtp(self, sender: Endpoint, plain: bytes, now: float) -> None:
+        _marker, pt, seq, ts, ssrc = header_fields(plain)
+        kind = sender.kind_by_pt.get(pt)
+        if kind is None:
+            sender.stats.drop("unknown-payload-type")
+            return
+        media = sender.sending[kind]
+        if media.current_ssrc != ssrc:
+            if media.current_ssrc is not None and ssrc in media.declared_ssrcs[1:]:
+                # e.g. an RTX or secondary SSRC we did not negotiate: not a new source.
+                sender.stats.drop("secondary-ssrc")
+                return
+            self._new_source(sender, media, ssrc, now)
+        subscribers = self._fanout.get(sender.id, {}).get(kind)
+        if not subscribers:
+            return
+        extensions = parse_extensions(plain)
+        payload = plain[payload_offset(plain) :]
+        for receiver, stream in subscribers:
+            if not receiver.connected:
+                continue
+            forwarded = stream.forward(plain, seq, ts, extensions, payload, now)
+            if forwarded is None:
+                if (
+                    stream.waiting_for_keyframe
+                    and now - media.last_keyframe_request > KEYFRAME_RETRY
+                ):
+                    self.request_keyframe(sender, now)
+                continue
+            receiver.send_rtp(forwarded.packet, stream, forwarded.seq, now)
+
+    def _new_source(self, sender: Endpoint, media: SendingMedia, ssrc: int, now: float) -> None:
+        log.debug("endpoint %s %s source is now ssrc %d", sender.id, media.kind, ssrc)
+        media.current_ssrc = ssrc
+        for receiver in self.endpoints.values():
+            for index, occupant in enumerate(receiver.occupants):
+                if occupant == sender.id:
+                    stream = receiver.slots[index][0 if media.kind == "audio" else 1]
+                    self._attach(stream, occupant)
+        self._rebuild_fanout()
+        if media.kind == "video":
+            self.request_keyframe(sender, now)
+
+    def request_keyframe(self, sender: Endpoint, now: float) -> bool:
+        """Send a PLI (RFC 4585 §6.3.1) to ``sender`` for its video, throttled."""
+        media = sender.sending.get("video")
+        if media is None or media.current_ssrc is None or not sender.connected:
+            return False
+        if now - media.last_keyframe_request < KEYFRAME_MIN_INTERVAL:
+            return False
+        media.last_keyframe_request = now
+        media.keyframe_requests += 1
+        # RFC 3550 §6.1: compound RTCP starts with a report; an empty RR suffices.
+        sender.send_rtcp(
+            [
+                ReceiverReport(ssrc=self.bridge_ssrc, reports=[]),
+                Pli(sender_ssrc=self.bridge_ssrc, media_ssrc=media.current_ssrc),
+            ]
+        )
+        return True
+
+    # -- RTCP -----------------------------------------------------------------------------
+
+    def on_rtcp(self, endpoint: Endpoint, packets: list[RtcpPacket], now: float) -> None:
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self._forward_sender_report(endpoint, packet)
+            elif isinstance(packet, Pli):
+                self._keyframe_for_slot(endpoint, packet.media_ssrc, now)
+            elif isinstance(packet, Fir):
+                for ssrc, _seqnr in packet.entries:
+                    self._keyframe_for_slot(endpoint, ssrc, now)
+            elif isinstance(packet, GenericNack):
+                endpoint.stats.nacks_received += 1
+                stream = endpoint.stream_by_ssrc.get(packet.media_ssrc)
+                if stream is not None:
+                    endpoint.retransmit(stream, list(packet.lost), now)
+
+    def _keyframe_for_slot(self, receiver: Endpoint, slot_ssrc: int, now: float) -> None:
+        receiver.stats.plis_received += 1
+        stream = receiver.stream_by_ssrc.get(slot_ssrc)
+        if stream is None or stream.source is None:
+            return
+        sender = self.endpoints.get(stream.source[0])
+        if sender is not None:
+            self.request_keyframe(sender, now)
+
+    def _forward_sender_report(self, sender: Endpoint, report: SenderReport) -> None:
+        """Regenerate the sender's SR for each receiver, in that receiver's stream terms.
+
+        The NTP/RTP timestamp pair (RFC 3550 §6.4.1) is what lets a receiver line up audio
+        and video of one participant; the RTP timestamp is shifted by the slot's offset and
+        the counts are the slot stream's own.
+        """
+        kind = None
+        for media in sender.sending.values():
+            if media.current_ssrc == report.ssrc:
+                kind = media.kind
+        if kind is None:
+            return
+        for receiver, stream in self._fanout.get(sender.id, {}).get(kind, []):
+            if not stream.started or not receiver.connected:
+                continue
+            sr = SenderReport(
+                ssrc=stream.ssrc,
+                ntp_timestamp=report.ntp_timestamp,
+                rtp_timestamp=stream.translate_rtp_timestamp(report.rtp_timestamp),
+                packet_count=stream.packets_sent & 0xFFFFFFFF,
+                octet_count=stream.octets_sent & 0xFFFFFFFF,
+                reports=[],
+            )
+            sdes = Sdes(chunks=[(stream.ssrc, [(SDES_CNAME, stream.cname.encode())])])
+            receiver.send_rtcp([sr, sdes])

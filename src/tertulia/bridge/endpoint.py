@@ -1,0 +1,239 @@
+"""One participant's media connection on this bridge.
+
+An endpoint owns its transport state (ICE-lite credentials and addresses, DTLS, SRTP), what it
+sends (its audio and video sources, identified by payload type and SSRC) and what it receives
+(its fixed receive slots). Routing between endpoints is the conference's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
+from tertulia.bridge.subscription import SlotStream
+from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
+from tertulia.bridge.transport.ice import IceCredentials
+from tertulia.bridge.transport.srtp import SrtpPair
+from tertulia.protocol.sdp import NegotiatedMedia, Negotiation, SlotSource
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+Transmit = Callable[[bytes, Address], None]
+
+
+@dataclass(slots=True)
+class SendingMedia:
+    """What the endpoint sends of one kind: negotiated parameters and its current SSRC."""
+
+    kind: str
+    payload_type: int
+    extmap: dict[str, int]
+    declared_ssrcs: tuple[int, ...]
+    current_ssrc: int | None = None
+    last_keyframe_request: float = -1e9
+    keyframe_requests: int = 0
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    rtp_in: int = 0
+    rtp_out: int = 0
+    rtcp_in: int = 0
+    rtcp_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    nacks_received: int = 0
+    retransmissions: int = 0
+    nack_misses: int = 0
+    plis_received: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+def _slot_stream(
+    kind: str, media: NegotiatedMedia, slot: int, cname: str, history_age: float
+) -> SlotStream:
+    from tertulia.bridge.rtp.history import PacketHistory
+
+    return SlotStream(
+        kind=kind,
+        ssrc=random.randrange(1, 1 << 32),
+        payload_type=media.payload_type,
+        clock_rate=media.clock_rate,
+        receiver_extmap=dict(media.extmaps),
+        mid=media.mid,
+        cname=cname,
+        history=PacketHistory(max_age=history_age),
+    )
+
+
+class Endpoint:
+    """Transport and media state of one participant on this bridge."""
+
+    def __init__(
+        self,
+        endpoint_id: str,
+        conference_id: str,
+        negotiation: Negotiation,
+        creds: IceCredentials,
+        certificate: DtlsCertificate,
+        remote_fingerprint: str,
+        transmit: Transmit,
+        now: float,
+        *,
+        history_age: float = 1.0,
+    ) -> None:
+        self.id = endpoint_id
+        self.conference_id = conference_id
+        self.negotiation = negotiation
+        self.creds = creds
+        self.dtls = DtlsServer(certificate, remote_fingerprint)
+        self.srtp: SrtpPair | None = None
+        self._transmit = transmit
+        self.created = now
+        self.last_consent: float | None = None
+        self.addr: Address | None = None
+        self.valid_addrs: set[Address] = set()
+        self.closed = False
+        self.stats = EndpointStats()
+        self.channel_token = secrets.token_urlsafe(18)
+        self.channel_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+        self.sending: dict[str, SendingMedia] = {}
+        self.kind_by_pt: dict[int, str] = {}
+        for media in (negotiation.audio, negotiation.video):
+            if media is None:
+                continue
+            self.sending[media.kind] = SendingMedia(
+                media.kind, media.payload_type, dict(media.extmaps), media.ssrcs
+            )
+            self.kind_by_pt[media.payload_type] = media.kind
+
+        # Receive slots: (audio, video) stream pairs, and who occupies each.
+        self.slots: list[tuple[SlotStream, SlotStream]] = []
+        for i, (audio, video) in enumerate(negotiation.slots):
+            cname = f"slot-{i}-{secrets.token_hex(4)}"
+            self.slots.append(
+                (
+                    _slot_stream("audio", audio, i, cname, history_age),
+                    _slot_stream("video", video, i, cname, history_age),
+                )
+            )
+        self.occupants: list[str | None] = [None] * len(self.slots)
+        self.stream_by_ssrc: dict[int, SlotStream] = {}
+        for pair in self.slots:
+            for stream in pair:
+                self.stream_by_ssrc[stream.ssrc] = stream
+
+    # -- negotiation helpers -------------------------------------------------------------
+
+    def slot_sources(self) -> dict[str, SlotSource]:
+        """What the SDP answer declares for each receive m-line, keyed by mid."""
+        out: dict[str, SlotSource] = {}
+        for i, (audio, video) in enumerate(self.slots):
+            stream_id = f"slot-{i}"
+            out[audio.mid] = SlotSource(audio.ssrc, audio.cname, stream_id, f"slot-{i}-audio")
+            out[video.mid] = SlotSource(video.ssrc, video.cname, stream_id, f"slot-{i}-video")
+        return out
+
+    # -- transport -----------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.srtp is not None and self.addr is not None and not self.closed
+
+    def accept_check(self, addr: Address, nominated: bool, now: float) -> None:
+        """A valid connectivity check arrived from ``addr`` (also consent, RFC 7675 §5.1)."""
+        self.last_consent = now
+        self.valid_addrs.add(addr)
+        if nominated or self.addr is None:
+            self.addr = addr
+
+    def on_dtls(self, data: bytes, addr: Address) -> bool:
+        """Feed a DTLS datagram; returns True when the handshake just completed."""
+        was = self.dtls.state
+        for out in self.dtls.feed(data):
+            self._transmit(out, addr)
+        if self.dtls.state == DtlsState.CONNECTED and was != DtlsState.CONNECTED:
+            keys = self.dtls.keys
+            assert keys is not None
+            self.srtp = SrtpPair(keys.rx, keys.tx)
+            if self.addr is None:
+                self.addr = addr
+            return True
+        return False
+
+    def dtls_tick(self, now: float) -> None:
+        """Retransmit handshake flights when OpenSSL's timer says so (RFC 6347 §4.2.4)."""
+        timeout = self.dtls.timeout()
+        if timeout is not None and timeout <= 0 and self.addr is not None:
+            for out in self.dtls.handle_timeout():
+                self._transmit(out, self.addr)
+
+    # -- sending to this endpoint ----------------------------------------------------------
+
+    def send_rtp(self, packet: bytes, stream: SlotStream, seq: int, now: float) -> None:
+        if self.srtp is None or self.addr is None:
+            return
+        data = self.srtp.protect_rtp(packet)
+        stream.history.add(seq, data, now)
+        self.stats.rtp_out += 1
+        self.stats.bytes_out += len(data)
+        self._transmit(data, self.addr)
+
+    def send_rtcp(self, packets: list[RtcpPacket]) -> None:
+        if self.srtp is None or self.addr is None or not packets:
+            return
+        data = self.srtp.protect_rtcp(serialize_rtcp(packets))
+        self.stats.rtcp_out += 1
+        self.stats.bytes_out += len(data)
+        self._transmit(data, self.addr)
+
+    def retransmit(self, stream: SlotStream, seqs: list[int], now: float) -> None:
+        """Answer a NACK from the history (RFC 4585 §6.2.1): resend the same SRTP bytes."""
+        if self.addr is None:
+            return
+        for seq in seqs:
+            data = stream.history.get(seq, now)
+            if data is None:
+                self.stats.nack_misses += 1
+                continue
+            self.stats.retransmissions += 1
+            self._transmit(data, self.addr)
+
+    # -- bridge channel ---------------------------------------------------------------------
+
+    def slots_message(self) -> dict[str, Any]:
+        return {
+            "type": "slots",
+            "slots": [{"slot": i, "participant": p} for i, p in enumerate(self.occupants)],
+        }
+
+    def notify(self, message: dict[str, Any]) -> None:
+        for listener in list(self.channel_listeners):
+            try:
+                listener(message)
+            except Exception:  # a broken listener must not break media routing
+                log.exception("bridge channel listener failed")
+
+    def close(self) -> None:
+        """Idempotent: send close_notify once, forget addresses, drop listeners."""
+        if self.closed:
+            return
+        if self.addr is not None:
+            for out in self.dtls.close():
+                self._transmit(out, self.addr)
+        else:
+            self.dtls.close()
+        self.closed = True
+        self.srtp = None
+        self.notify({"type": "closed"})
+        self.channel_listeners.clear()

@@ -1,0 +1,154 @@
+"""One receive slot stream of one endpoint, and the rewriting that keeps it continuous.
+
+A :class:`SlotStream` is what a receiver negotiated once: an SSRC, a payload type, header
+extension ids and a mid. Over its life it carries different sources (whoever occupies the slot);
+the rewriting here makes every change look like one continuous RTP stream to the receiver:
+sequence numbers continue where they stopped (RFC 3550 §5.1), timestamps advance by the wall time
+that passed, and video starts only on a keyframe.
+
+Pure: no sockets, no clock of its own; ``now`` is passed in.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from tertulia.bridge.rtp.history import PacketHistory
+from tertulia.bridge.rtp.packet import rewrite_header
+from tertulia.bridge.rtp.seqnum import seq_diff
+from tertulia.bridge.rtp.vp8 import is_keyframe_start
+from tertulia.protocol.sdp import EXT_MID
+
+
+@dataclass(slots=True)
+class ExtensionMap:
+    """Translate a sender's header extension ids into a receiver's (RFC 8285 §5)."""
+
+    by_sender_id: dict[int, int]
+    mid_id: int | None
+    mid_value: bytes
+
+    @classmethod
+    def between(
+        cls, sender: dict[str, int], receiver: dict[str, int], mid_value: str
+    ) -> ExtensionMap:
+        mapping = {
+            sid: receiver[uri]
+            for uri, sid in sender.items()
+            if uri in receiver and uri != EXT_MID
+        }
+        return cls(mapping, receiver.get(EXT_MID), mid_value.encode())
+
+    def translate(self, elements: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        out = [(self.by_sender_id[i], v) for i, v in elements if i in self.by_sender_id]
+        if self.mid_id is not None:
+            out.append((self.mid_id, self.mid_value))
+        return out
+
+
+@dataclass(slots=True)
+class Forwarded:
+    """A packet ready to protect and send, and the facts the caller records about it."""
+
+    packet: bytes
+    seq: int
+
+
+@dataclass(slots=True)
+class SlotStream:
+    """The outgoing half of a subscription: one slot's audio or video towards one receiver."""
+
+    kind: str  # "audio" | "video"
+    ssrc: int
+    payload_type: int
+    clock_rate: int
+    receiver_extmap: dict[str, int]
+    mid: str
+    cname: str
+    history: PacketHistory = field(default_factory=PacketHistory)
+    # Current source, by (sender endpoint id, sender ssrc); None when the slot is empty.
+    source: tuple[str, int] | None = None
+    ext: ExtensionMap | None = None
+    started: bool = False
+    seq_offset: int = 0
+    ts_offset: int = 0
+    first_seq: int = 0
+    last_out_seq: int = field(default_factory=lambda: random.randrange(0, 1 << 16))
+    last_out_ts: int = field(default_factory=lambda: random.randrange(0, 1 << 32))
+    last_send_time: float | None = None
+    packets_sent: int = 0
+    octets_sent: int = 0
+    switches: int = 0
+
+    def attach(self, sender_id: str, ssrc: int, sender_extmap: dict[str, int]) -> None:
+        """Point this slot at a new source; forwarding resumes at its next usable packet."""
+        if self.source == (sender_id, ssrc):
+            return
+        self.source = (sender_id, ssrc)
+        self.ext = ExtensionMap.between(sender_extmap, self.receiver_extmap, self.mid)
+        self.started = False
+        self.switches += 1
+
+    def detach(self) -> None:
+        self.source = None
+        self.ext = None
+        self.started = False
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self.source is not None and not self.started and self.kind == "video"
+
+    def forward(
+        self,
+        plain: bytes,
+        seq: int,
+        ts: int,
+        extensions: list[tuple[int, bytes]],
+        payload: bytes,
+        now: float,
+    ) -> Forwarded | None:
+        """Rewrite one packet of the current source for this receiver, or None to skip it."""
+        if not self.started:
+            if self.kind == "video" and not is_keyframe_start(payload):
+                return None
+            self._start(seq, ts, now)
+        elif seq_diff(seq, self.first_seq) < 0:
+            # Reordered packet from before the switch point: the receiver never saw that range.
+            return None
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        if seq_diff(out_seq, self.last_out_seq) > 0:
+            self.last_out_seq = out_seq
+            self.last_out_ts = out_ts
+            self.last_send_time = now
+        assert self.ext is not None
+        packet = rewrite_header(
+            plain,
+            pt=self.payload_type,
+            seq=out_seq,
+            ts=out_ts,
+            ssrc=self.ssrc,
+            extensions=self.ext.translate(extensions),
+        )
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        return Forwarded(packet, out_seq)
+
+    def _start(self, seq: int, ts: int, now: float) -> None:
+        """Continue the outgoing sequence and timestamp lines from where they stopped."""
+        self.started = True
+        self.first_seq = seq
+        out_seq = (self.last_out_seq + 1) & 0xFFFF
+        self.seq_offset = (out_seq - seq) & 0xFFFF
+        # Advance the timestamp by the wall time since the last packet (at least one tick), so
+        # the receiver's jitter buffer sees time pass rather than a jump backwards.
+        elapsed = 0.0 if self.last_send_time is None else max(0.0, now - self.last_send_time)
+        gap = max(1, int(elapsed * self.clock_rate))
+        out_ts = (self.last_out_ts + gap) & 0xFFFFFFFF
+        self.ts_offset = (out_ts - ts) & 0xFFFFFFFF
+        # Make the first packet's seq count as "newer" in forward().
+        self.last_out_seq = (out_seq - 1) & 0xFFFF
+
+    def translate_rtp_timestamp(self, ts: int) -> int:
+        return (ts + self.ts_offset) & 0xFFFFFFFF

@@ -1,0 +1,503 @@
+"""SDP offer parsing, negotiation and answer generation for the bridge (pure, no I/O).
+
+Each client negotiates once (docs/protocol.md, "Design choice: negotiate once, fixed receive
+slots"): its offer holds its sending microphone and camera, then ``slots`` recvonly audio+video
+pairs, all BUNDLEd on one transport with rtcp-mux. The bridge answers as an ICE-lite agent
+(RFC 8445 §2.5, §5.2) with one host candidate, DTLS ``passive`` (RFC 5763 §5) and the client's own
+payload types and header-extension ids.
+
+We parse SDP ourselves instead of using ``sdp-transform``: that package is untyped (every value
+would be ``Any`` under ``mypy --strict``), it turns numeric-looking tokens such as ``a=mid:0``
+into ints (so mid "01" and "1" collide) and it files attributes it does not know under
+``invalid``. The handful of attributes needed here take a few lines each to read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EXT_ABS_SEND_TIME",
+    "EXT_AUDIO_LEVEL",
+    "EXT_MID",
+    "EXT_RID",
+    "EXT_RRID",
+    "OPUS",
+    "VP8",
+    "Codec",
+    "LocalTransport",
+    "MediaSection",
+    "NegotiatedMedia",
+    "Negotiation",
+    "Offer",
+    "SdpError",
+    "SlotSource",
+    "build_answer",
+    "negotiate",
+    "parse_offer",
+]
+
+
+class SdpError(ValueError):
+    """The offer cannot be used; the message names the problem (sent to the client as-is)."""
+
+
+OPUS, VP8 = "opus", "vp8"
+EXT_AUDIO_LEVEL = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+EXT_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+EXT_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
+EXT_RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+EXT_RRID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+
+# Header extensions we accept (RFC 8285 §7: the answer may only list offered ones and keeps the
+# offered ids). transport-cc, rtx, red, ulpfec and goog-remb are deliberately not accepted yet.
+_SEND_EXTS = {
+    "audio": (EXT_AUDIO_LEVEL, EXT_MID),
+    "video": (EXT_ABS_SEND_TIME, EXT_MID, EXT_RID, EXT_RRID),
+}
+_SLOT_EXTS = {"audio": (EXT_AUDIO_LEVEL, EXT_MID), "video": (EXT_ABS_SEND_TIME, EXT_MID)}
+_VIDEO_FB = ("nack", "nack pli", "ccm fir")  # RFC 4585 §4.2, RFC 5104 §7.1
+_WANTED = {"audio": (OPUS, 48000), "video": (VP8, 90000)}  # RFC 7587 §7, RFC 7741 §6.1
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+_SENDING = ("sendonly", "sendrecv")
+_PROTOCOL = "UDP/TLS/RTP/SAVPF"  # RFC 5764 §8
+_ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")  # RFC 8839 §5.4 ice-char
+_FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2})+")  # RFC 8122 §5
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    payload_type: int
+    name: str  # as written in a=rtpmap, e.g. "VP8"
+    clock_rate: int
+    channels: int | None
+    fmtp: str | None
+    rtcp_fb: tuple[str, ...]  # e.g. ("nack", "nack pli", "goog-remb")
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSection:
+    index: int
+    kind: str  # "audio", "video" or anything else ("application", …)
+    mid: str | None
+    direction: str
+    port: int
+    protocol: str
+    codecs: tuple[Codec, ...]  # formats that have an a=rtpmap, in m-line order
+    extmaps: dict[str, int] = field(hash=False)  # uri -> id (session-level ones included)
+    ssrcs: tuple[int, ...]  # from a=ssrc, in order, unique
+    fid_groups: tuple[tuple[int, int], ...]  # a=ssrc-group:FID (media, rtx), RFC 4588 §8.1
+    rids: tuple[str, ...]  # a=rid:<id> send (RFC 8851)
+    rtcp_mux: bool
+    msid: str | None
+    raw_formats: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint_algorithm: str  # lower case, e.g. "sha-256"
+    fingerprint: str  # upper-case hex with colons
+    setup: str  # "actpass" or "active"
+    bundle: tuple[str, ...]  # mids of the first a=group:BUNDLE
+    media: tuple[MediaSection, ...]
+    ice_lite: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiatedMedia:
+    mid: str
+    kind: str
+    payload_type: int  # the client's PT for opus / VP8
+    clock_rate: int
+    channels: int | None
+    fmtp: str | None
+    rtcp_fb: tuple[str, ...]  # accepted feedback: video "nack", "nack pli", "ccm fir"; audio none
+    extmaps: dict[str, int] = field(hash=False)  # accepted uri -> the client's id
+    ssrcs: tuple[int, ...]  # the client's media SSRCs (RTX ones left out: RTX is not accepted)
+    rids: tuple[str, ...]  # offered send rids; simulcast itself is not accepted (see build_answer)
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiation:
+    audio: NegotiatedMedia | None  # the client's microphone
+    video: NegotiatedMedia | None  # the client's camera
+    slots: tuple[tuple[NegotiatedMedia, NegotiatedMedia], ...]  # (audio, video) per receive slot
+    rejected: tuple[int, ...]  # m-line indexes answered with port 0
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTransport:
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint: str  # "AB:CD:…", sha-256 of the bridge's DTLS certificate
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlotSource:
+    ssrc: int
+    cname: str
+    stream_id: str
+    track_id: str
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+Attrs = list[tuple[str, str]]  # (name, value); value is "" for property attributes
+
+
+def _int(text: str, what: str, limit: int = 1 << 32) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) >= limit:
+        raise SdpError(f"malformed {what}: {text!r}")
+    return int(text)
+
+
+def _first(attrs: Attrs, name: str) -> str | None:
+    return next((value for key, value in attrs if key == name), None)
+
+
+def _parse_media(index: int, mline: str, attrs: Attrs, session: Attrs) -> MediaSection:
+    parts = mline.split()
+    if len(parts) < 3:
+        raise SdpError(f"malformed m-line {index}: {mline!r}")
+    kind, port_text, protocol, formats = parts[0], parts[1], parts[2], tuple(parts[3:])
+    port = _int(port_text.split("/")[0], f"port in m-line {index}", 1 << 16)
+    # RFC 8866 §6.7: media-level direction, else session-level, else sendrecv.
+    directions = [key for key, _ in attrs if key in _DIRECTIONS]
+    directions += [key for key, _ in session if key in _DIRECTIONS]
+    rtpmap: dict[int, tuple[str, int, int | None]] = {}
+    fmtp: dict[str, str] = {}
+    fb: dict[str, list[str]] = {}
+    extmaps: dict[str, int] = {}
+    ssrcs: list[int] = []
+    fid: list[tuple[int, int]] = []
+    rids: list[str] = []
+    # RFC 8285 §5: session-level extmaps apply to every m-line; media-level ones come first.
+    for key, value in attrs + [a for a in session if a[0] == "extmap"]:
+        head, _, rest = value.partition(" ")
+        if key == "rtpmap":
+            pt = _int(head, f"a=rtpmap payload type in m-line {index}", 128)
+            enc = rest.strip().split("/")
+            if len(enc) not in (2, 3) or not enc[0]:
+                raise SdpError(f"malformed a=rtpmap in m-line {index}: {value!r}")
+            channels = _int(enc[2], "a=rtpmap channels") if len(enc) == 3 else None
+            rtpmap.setdefault(pt, (enc[0], _int(enc[1], "a=rtpmap clock rate"), channels))
+        elif key == "fmtp":
+            fmtp.setdefault(head, rest.strip())
+        elif key == "rtcp-fb":  # RFC 4585 §4.2, "*" applies to every format
+            fb.setdefault(head, []).append(" ".join(rest.split()))
+        elif key == "extmap":  # RFC 8285 §8: "<id>[/<direction>] <uri> [<attributes>]"
+            ext_id = _int(head.split("/")[0], f"a=extmap id in m-line {index}", 256)
+            if rest.split():
+                extmaps.setdefault(rest.split()[0], ext_id)
+        elif key == "ssrc":  # RFC 5576 §4.1
+            ssrc = _int(head, f"a=ssrc in m-line {index}")
+            if ssrc not in ssrcs:
+                ssrcs.append(ssrc)
+        elif key == "ssrc-group" and head == "FID":  # RFC 5576 §4.2, RFC 4588 §8.1
+            pair = [_int(s, f"a=ssrc-group:FID in m-line {index}") for s in rest.split()]
+            if len(pair) == 2:
+                fid.append((pair[0], pair[1]))
+        elif key == "rid" and rest.split()[:1] == ["send"]:  # RFC 8851 §4
+            rids.append(head)
+    codecs = []
+    for text in formats:
+        if text.isascii() and text.isdigit() and int(text) in rtpmap:
+            name, rate, channels = rtpmap[int(text)]
+            rtcp_fb = tuple(fb.get("*", []) + fb.get(text, []))
+            codecs.append(Codec(int(text), name, rate, channels, fmtp.get(text), rtcp_fb))
+    return MediaSection(
+        index=index,
+        kind=kind,
+        mid=_first(attrs, "mid"),
+        direction=directions[0] if directions else "sendrecv",
+        port=port,
+        protocol=protocol,
+        codecs=tuple(codecs),
+        extmaps=extmaps,
+        ssrcs=tuple(ssrcs),
+        fid_groups=tuple(fid),
+        rids=tuple(rids),
+        rtcp_mux=any(key == "rtcp-mux" for key, _ in attrs),
+        msid=_first(attrs, "msid"),
+        raw_formats=formats,
+    )
+
+
+def parse_offer(sdp: str) -> Offer:
+    """Parse a WebRTC offer (Chrome, aiortc, …) into an :class:`Offer`; raises :class:`SdpError`.
+
+    ICE credentials, fingerprint and setup are taken from the offerer-tagged m-line (the first
+    mid of a=group:BUNDLE, RFC 8843 §7.2.1; Chrome repeats them in every m-line), else the
+    first m-line, and fall back to the session level.
+    """
+    lines = [line.strip() for line in sdp.splitlines() if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise SdpError("not an SDP description (no v=0 first line)")
+    session: Attrs = []
+    blocks: list[tuple[str, Attrs]] = []
+    for line in lines[1:]:
+        if len(line) < 2 or line[1] != "=":  # RFC 8866 §5: <type>=<value>
+            raise SdpError(f"malformed SDP line {line[:60]!r}")
+        if line[0] == "m":
+            blocks.append((line[2:], []))
+        elif line[0] == "a":
+            name, _, value = line[2:].partition(":")
+            (blocks[-1][1] if blocks else session).append((name, value))
+    if not blocks:
+        raise SdpError("no m-lines")
+    media = tuple(_parse_media(i, mline, attrs, session) for i, (mline, attrs) in enumerate(blocks))
+    mids = [m.mid for m in media if m.mid is not None]
+    if len(set(mids)) != len(mids):  # RFC 5888 §4
+        raise SdpError("duplicate a=mid values")
+    bundle: tuple[str, ...] = ()
+    for value in (v for k, v in session if k == "group"):
+        tokens = value.split()
+        if tokens[:1] == ["BUNDLE"]:
+            bundle = tuple(tokens[1:])
+            break
+    for mid in bundle:
+        if mid not in mids:
+            raise SdpError(f"a=group:BUNDLE names mid {mid!r} but no m-line has a=mid:{mid}")
+    tagged = next((m for m in media if bundle and m.mid == bundle[0]), media[0])
+    scopes = (blocks[tagged.index][1], session)
+
+    def pick(name: str) -> str | None:
+        return next((v for scope in scopes if (v := _first(scope, name)) is not None), None)
+
+    ufrag, pwd = pick("ice-ufrag"), pick("ice-pwd")
+    if ufrag is None or pwd is None:
+        raise SdpError("no a=ice-ufrag / a=ice-pwd")
+    if not _ICE_CHARS.fullmatch(ufrag) or not 4 <= len(ufrag) <= 256:  # RFC 8839 §5.4
+        raise SdpError(f"malformed a=ice-ufrag {ufrag!r}")
+    if not _ICE_CHARS.fullmatch(pwd) or not 22 <= len(pwd) <= 256:
+        raise SdpError("malformed a=ice-pwd (RFC 8839 §5.4: 22 to 256 ice-chars)")
+    prints: list[str] = []
+    for scope in scopes:
+        prints = prints or [v for k, v in scope if k == "fingerprint"]
+    if not prints:
+        raise SdpError("no a=fingerprint")
+    # RFC 8122 §5: several fingerprints may be given; the bridge verifies sha-256.
+    pairs = [(p.split()[0].lower(), p.split()[1].upper()) for p in prints if len(p.split()) == 2]
+    algorithm, digest = ([p for p in pairs if p[0] == "sha-256"] or pairs or [("", "")])[0]
+    if not _FINGERPRINT.fullmatch(digest):
+        raise SdpError(f"malformed a=fingerprint {prints[0]!r}")
+    # RFC 4145 §4: no a=setup in an offer means active; RFC 5763 §5: offers use actpass.
+    setup = (pick("setup") or "active").lower()
+    if setup not in ("actpass", "active"):
+        raise SdpError(f"a=setup:{setup} is not usable: the bridge is DTLS passive (RFC 5763 §5)")
+    return Offer(
+        ice_ufrag=ufrag,
+        ice_pwd=pwd,
+        fingerprint_algorithm=algorithm,
+        fingerprint=digest,
+        setup=setup,
+        bundle=bundle,
+        media=media,
+        ice_lite=any(k == "ice-lite" for k, _ in session),
+    )
+
+
+# -- negotiation -------------------------------------------------------------------------------
+
+
+def _problem(m: MediaSection, bundle: tuple[str, ...]) -> str | None:
+    """Why the bridge cannot use this m-line at all, or None."""
+    if m.kind not in ("audio", "video"):
+        return f"{m.kind} m-lines are not supported"
+    # A port-0 m-line in the BUNDLE group is bundle-only (RFC 8843 §6); outside it, disabled.
+    if m.mid is None or m.mid not in bundle:
+        return "not in the BUNDLE group (the bridge has one transport, RFC 8843)"
+    if m.protocol != _PROTOCOL:
+        return f"protocol {m.protocol} is not {_PROTOCOL}"
+    if not m.rtcp_mux:
+        return "no a=rtcp-mux (required with BUNDLE, RFC 8843 §9.3)"
+    return None
+
+
+def _accept(m: MediaSection, exts: tuple[str, ...]) -> NegotiatedMedia | str:
+    """The negotiated parameters of one m-line, or why its codec is missing."""
+    name, rate = _WANTED[m.kind]
+    codec = next((c for c in m.codecs if c.name.lower() == name and c.clock_rate == rate), None)
+    if codec is None or m.mid is None:
+        return f"{m.kind} m-line offers no {name}"
+    feedback = _VIDEO_FB if m.kind == "video" else ()
+    rtx = {rtx for _, rtx in m.fid_groups}
+    return NegotiatedMedia(
+        mid=m.mid,
+        kind=m.kind,
+        payload_type=codec.payload_type,
+        clock_rate=codec.clock_rate,
+        channels=codec.channels,
+        fmtp=codec.fmtp if m.kind == "audio" else None,
+        rtcp_fb=tuple(fb for fb in feedback if fb in codec.rtcp_fb),
+        extmaps={uri: ext_id for uri, ext_id in m.extmaps.items() if uri in exts},
+        ssrcs=tuple(s for s in m.ssrcs if s not in rtx),
+        rids=m.rids,
+    )
+
+
+def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
+    """Decide which m-lines the bridge accepts (JSEP, RFC 8829 §5.3.1) and with what.
+
+    The first sending (sendonly/sendrecv) audio and video m-lines are the client's microphone
+    and camera; a recvonly audio m-line directly followed by a recvonly video m-line is a
+    receive slot, up to ``max_slots``. Everything else is rejected.
+    """
+    if offer.ice_lite:  # lite peers never send the checks the bridge learns addresses from
+        raise SdpError("the offer is ICE-lite; the bridge is ICE-lite too (RFC 8445 §6.2)")
+    if offer.fingerprint_algorithm != "sha-256":
+        raise SdpError(f"no sha-256 a=fingerprint (got {offer.fingerprint_algorithm})")
+    sending: dict[str, NegotiatedMedia | None] = {}
+    slots: list[tuple[NegotiatedMedia, NegotiatedMedia]] = []
+    rejected: list[int] = []
+    reasons: list[str] = []
+
+    def reject(m: MediaSection, why: str) -> None:
+        rejected.append(m.index)
+        reasons.append(f"m-line {m.index} ({m.kind}): {why}")
+
+    media, i = offer.media, 0
+    while i < len(media):
+        m = media[i]
+        why = _problem(m, offer.bundle)
+        nxt = media[i + 1] if i + 1 < len(media) else None
+        if why is None and m.direction in _SENDING:
+            if m.kind in sending:
+                why = f"a second sending {m.kind} m-line"
+            else:
+                result = _accept(m, _SEND_EXTS[m.kind])
+                sending[m.kind] = None if isinstance(result, str) else result
+                why = result if isinstance(result, str) else None
+        elif why is None and m.direction == "recvonly":
+            if m.kind == "video":
+                why = "recvonly video without a recvonly audio m-line before it"
+            elif (
+                nxt is None
+                or (nxt.kind, nxt.direction) != ("video", "recvonly")
+                or _problem(nxt, offer.bundle) is not None
+            ):
+                why = "recvonly audio not followed by a usable recvonly video m-line"
+            else:
+                audio = _accept(m, _SLOT_EXTS["audio"])
+                video = _accept(nxt, _SLOT_EXTS["video"])
+                if len(slots) >= max_slots:
+                    why = f"more than {max_slots} receive slots"
+                elif isinstance(audio, NegotiatedMedia) and isinstance(video, NegotiatedMedia):
+                    slots.append((audio, video))
+                    i += 2
+                    continue
+                else:
+                    why = audio if isinstance(audio, str) else str(video)
+                reject(m, why)
+                reject(nxt, why)
+                i += 2
+                continue
+        elif why is None:
+            why = f"direction {m.direction}"
+        if why is not None:
+            reject(m, why)
+        i += 1
+    audio_media, video_media = sending.get("audio"), sending.get("video")
+    if audio_media is None and video_media is None and not slots:
+        raise SdpError("no usable m-line: " + "; ".join(reasons))
+    return Negotiation(audio_media, video_media, tuple(slots), tuple(rejected))
+
+
+# -- answer ------------------------------------------------------------------------------------
+
+
+def _rtpmap(n: NegotiatedMedia, name: str) -> str:
+    channels = f"/{n.channels}" if n.channels is not None else ""
+    return f"a=rtpmap:{n.payload_type} {name}/{n.clock_rate}{channels}"
+
+
+def build_answer(
+    offer: Offer,
+    negotiation: Negotiation,
+    local: LocalTransport,
+    slot_sources: dict[str, SlotSource],
+    *,
+    session_id: int,
+) -> str:
+    """The bridge's SDP answer (JSEP, RFC 8829 §5.3.1), CRLF-terminated.
+
+    Every offered m-line appears, in order. Accepted ones all carry the bridge's address and
+    port (RFC 8843 §7.3), its ICE credentials, ``a=setup:passive`` (RFC 5763 §5) and the
+    client's payload types and extmap ids; the one host candidate is listed once, in the
+    answerer-tagged (first accepted) m-line (RFC 8843 §7.1.3, as Chrome does). Sending sections
+    are answered recvonly, slot sections sendonly with fixed SSRCs and ``a=msid``. Simulcast is
+    not accepted: without ``a=simulcast`` in the answer the client sends a single stream
+    (RFC 8853 §5.3). Rejected m-lines get port 0 and ``a=inactive`` (RFC 3264 §6); Chrome stops
+    those transceivers, but aiortc 1.16 refuses such an answer (it wants ICE credentials in
+    every m-line), so aiortc clients must offer no more than ``max_slots`` pairs.
+    """
+    ip_type = "IP6" if ipaddress.ip_address(local.ip).version == 6 else "IP4"
+    accepted: dict[str, tuple[NegotiatedMedia, str]] = {}
+    for sent in (negotiation.audio, negotiation.video):
+        if sent is not None:
+            accepted[sent.mid] = (sent, "recvonly")
+    for pair in negotiation.slots:
+        for slot_media in pair:
+            accepted[slot_media.mid] = (slot_media, "sendonly")
+    rejected = set(negotiation.rejected)
+    bundle = [m.mid for m in offer.media if m.mid in accepted and m.index not in rejected]
+    if not bundle:
+        raise SdpError("nothing to answer: no m-line was accepted")
+    lines = [
+        "v=0",
+        f"o=- {session_id} 2 IN {ip_type} {local.ip}",
+        "s=-",
+        "t=0 0",
+        "a=group:BUNDLE " + " ".join(bundle),
+        "a=ice-lite",  # RFC 8445 §5.3, RFC 8839 §5.3: a session-level attribute
+        "a=msid-semantic: WMS *",
+    ]
+    for m in offer.media:
+        if m.mid is None or m.mid not in bundle:
+            first = m.raw_formats[0] if m.raw_formats else "0"
+            lines += [f"m={m.kind} 0 {m.protocol} {first}", "c=IN IP4 0.0.0.0"]
+            lines += [f"a=mid:{m.mid}"] if m.mid is not None else []
+            lines.append("a=inactive")
+            continue
+        n, direction = accepted[m.mid]
+        codec = next(c for c in m.codecs if c.payload_type == n.payload_type)
+        lines += [
+            f"m={m.kind} {local.port} {_PROTOCOL} {n.payload_type}",
+            f"c=IN {ip_type} {local.ip}",
+            f"a=rtcp:{local.port} IN {ip_type} {local.ip}",
+        ]
+        if m.mid == bundle[0]:
+            lines += [
+                f"a=candidate:1 1 udp 2130706431 {local.ip} {local.port} typ host",
+                "a=end-of-candidates",
+            ]
+        lines += [
+            f"a=ice-ufrag:{local.ice_ufrag}",
+            f"a=ice-pwd:{local.ice_pwd}",
+            f"a=fingerprint:sha-256 {local.fingerprint.upper()}",
+            "a=setup:passive",
+            f"a=mid:{m.mid}",
+        ]
+        lines += [f"a=extmap:{ext_id} {uri}" for uri, ext_id in n.extmaps.items()]
+        lines.append(f"a={direction}")
+        source = slot_sources.get(m.mid) if direction == "sendonly" else None
+        if direction == "sendonly" and source is None:
+            raise ValueError(f"no SlotSource for slot mid {m.mid!r}")
+        if source is not None:
+            lines.append(f"a=msid:{source.stream_id} {source.track_id}")  # RFC 8830 §2
+        lines += ["a=rtcp-mux", _rtpmap(n, codec.name)]
+        if n.fmtp:
+            lines.append(f"a=fmtp:{n.payload_type} {n.fmtp}")
+        lines += [f"a=rtcp-fb:{n.payload_type} {fb}" for fb in n.rtcp_fb]
+        if source is not None:  # RFC 5576 §4.1
+            lines += [
+                f"a=ssrc:{source.ssrc} cname:{source.cname}",
+                f"a=ssrc:{source.ssrc} msid:{source.stream_id} {source.track_id}",
+            ]
+    return "\r\n".join(lines) + "\r\n"

@@ -1,0 +1,98 @@
+"""`tertulia serve`: web client, signal, focus, one bridge and the in-memory registry, one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+from contextlib import suppress
+
+from aiohttp import web
+
+from tertulia.bridge import api as bridge_api
+from tertulia.bridge.bridge import Bridge, BridgeSettings
+from tertulia.config import Settings
+from tertulia.focus.focus import Focus, attach_local_bridge
+from tertulia.signal import app as signal_app
+from tertulia.signal.rooms import Rooms
+
+log = logging.getLogger("tertulia")
+
+RECOMMENDED_NOFILE = 65536
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; warn when it stays low.
+
+    Exhausted descriptors took down meet.jit.si's web and XMPP servers in 2020.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, RECOMMENDED_NOFILE)
+    if soft < target:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+    if soft < RECOMMENDED_NOFILE:
+        log.warning(
+            "open-file limit is %d (recommended at least %d): raise it (ulimit -n / "
+            "LimitNOFILE=) before serving many participants",
+            soft,
+            RECOMMENDED_NOFILE,
+        )
+    return soft
+
+
+def build(settings: Settings) -> tuple[web.Application, Bridge]:
+    bridge = Bridge(
+        BridgeSettings(
+            media_host=settings.media_bind,
+            media_port=settings.media_port,
+            public_ip=settings.advertised_ip,
+            slots=settings.slots,
+            consent_timeout=settings.consent_timeout,
+        )
+    )
+    focus = Focus(bridge)
+    attach_local_bridge(focus, bridge)
+    app = web.Application()
+    bridge_api.add_routes(app, bridge)
+    signal_app.add_routes(
+        app, Rooms(), focus, slots=settings.slots, max_bytes=settings.max_message_bytes
+    )
+
+    async def on_startup(_: web.Application) -> None:
+        await bridge.start()
+
+    async def on_cleanup(_: web.Application) -> None:
+        await bridge.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app, bridge
+
+
+async def run(settings: Settings) -> None:
+    raise_nofile_limit()
+    app, _bridge = build(settings)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::1") else settings.host
+    print(f"Tertulia is running: open http://{shown}:{settings.port}/", flush=True)
+    print(
+        f"  media: udp {settings.media_bind}:{settings.media_port}, "
+        f"advertised as {settings.advertised_ip}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()

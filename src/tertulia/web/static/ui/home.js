@@ -1,0 +1,46 @@
+// Home page ("/"): pick a room name and start.
+import { h } from './dom.js';
+import { icons } from './icons.js';
+import { randomRoomName, normalizeRoom } from '../names.js';
+
+export function renderHome(root, { navigate }) {
+  const input = h('input', {
+    id: 'room-name', type: 'text', value: randomRoomName(), autocomplete: 'off',
+    autocapitalize: 'none', spellcheck: 'false', maxlength: '64',
+    'aria-describedby': 'room-error', 'aria-label': 'Meeting name',
+  });
+  const error = h('p', { id: 'room-error', class: 'field-error', role: 'alert' });
+  const start = () => {
+    const room = normalizeRoom(input.value);
+    if (!room) {
+      error.textContent = 'Use 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return;
+    }
+    navigate(`/${room}`);
+  };
+  input.addEventListener('input', () => {
+    error.textContent = '';
+    input.removeAttribute('aria-invalid');
+  });
+  input.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') { ev.preventDefault(); start(); }
+  });
+  const button = h('button', { id: 'start-meeting', class: 'btn btn-primary', type: 'button', onclick: start }, 'Start meeting');
+
+  root.replaceChildren(
+    h('section', { id: 'home', class: 'screen home' },
+      h('div', { class: 'home-inner' },
+        h('div', { class: 'brand', html: icons.logo }),
+        h('h1', {}, 'Tertulia'),
+        h('p', { class: 'tagline' }, 'Video meetings for everyone, on your own server. No accounts, no installs — just pick a name and share the link.'),
+        h('form', { class: 'start-form', onsubmit: (ev) => { ev.preventDefault(); start(); } },
+          h('label', { class: 'field-label', for: 'room-name' }, 'Start or join a meeting'),
+          h('div', { class: 'start-row' }, input, button),
+          error),
+      )),
+  );
+  input.focus();
+  input.select();
+}

@@ -1,0 +1,14 @@
+// Built-in inline SVG icons (24×24, currentColor).
+const svg = (body) =>
+  `<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">${body}</svg>`;
+
+export const icons = {
+  mic: svg('<rect x="9" y="3" width="6" height="11" rx="3"/><path d="M5 11a7 7 0 0 0 14 0"/><path d="M12 18v3"/>'),
+  micOff: svg('<path d="M15 9.3V6a3 3 0 0 0-5.7-1.3"/><path d="M9 9v2a3 3 0 0 0 5.1 2.1"/><path d="M19 11a7 7 0 0 1-1.2 3.9M5 11a7 7 0 0 0 11.2 5.6"/><path d="M12 18v3"/><path d="M3 3l18 18"/>'),
+  cam: svg('<rect x="2" y="6" width="13" height="12" rx="2"/><path d="M15 10l6-3.5v11L15 14"/>'),
+  camOff: svg('<path d="M10 6h3a2 2 0 0 1 2 2v3l6-4.5v11L15 13"/><path d="M15 17.5V16a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2h1"/><path d="M3 3l18 18"/>'),
+  hangup: '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M1.6 13.9c5.7-5.6 15.1-5.6 20.8 0 .4.4.4 1 0 1.4l-2.2 2.2c-.4.4-1 .4-1.4.1-.8-.6-1.7-1.1-2.6-1.5-.4-.2-.6-.5-.6-.9l-.3-2.3a12.6 12.6 0 0 0-6.6 0l-.3 2.3c0 .4-.3.7-.6.9-.9.4-1.8.9-2.6 1.5-.4.3-1 .3-1.4-.1l-2.2-2.2c-.4-.4-.4-1 0-1.4z"/></svg>',
+  people: svg('<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0"/><path d="M16 4.6a3.5 3.5 0 0 1 0 6.8M18.5 14a6.5 6.5 0 0 1 3 6"/>'),
+  link: svg('<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1"/><path d="M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"/>'),
+  logo: '<svg viewBox="0 0 48 48" width="48" height="48" aria-hidden="true" focusable="false"><rect x="2" y="8" width="30" height="24" rx="6" fill="#3d7bf7"/><path d="M32 17l12-7v20l-12-7z" fill="#3d7bf7"/><circle cx="13" cy="20" r="4" fill="#fff"/><circle cx="23" cy="20" r="4" fill="#fff" opacity=".75"/><path d="M8 40h22" stroke="#3d7bf7" stroke-width="3" stroke-linecap="round"/></svg>',
+};

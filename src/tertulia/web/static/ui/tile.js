@@ -1,0 +1,66 @@
+// One participant tile: video, avatar, name and mute icons.
+import { h, initials, hueFor, attachStream } from './dom.js';
+import { icons } from './icons.js';
+
+export class Tile {
+  constructor({ id, local = false, onBlocked }) {
+    this.id = id;
+    this.local = local;
+    this.onBlocked = onBlocked;
+    this.video = h('video', { autoplay: true, playsinline: true });
+    this.video.setAttribute('autoplay', '');
+    this.video.setAttribute('playsinline', '');
+    if (local) {
+      this.video.setAttribute('muted', '');
+      this.video.muted = true;
+      this.video.classList.add('mirror');
+    }
+    this.avatar = h('div', { class: 'avatar' });
+    this.nameEl = h('span', { class: 'tile-name' });
+    this.audioIcon = h('span', { class: 'tile-icon icon-audio-muted', title: 'Microphone muted', html: icons.micOff });
+    this.videoIcon = h('span', { class: 'tile-icon icon-video-muted', title: 'Camera off', html: icons.camOff });
+    this.el = h('div', { class: 'tile', 'data-participant': id, 'data-local': local ? 'true' : null },
+      this.video,
+      h('div', { class: 'avatar-layer' }, this.avatar),
+      h('div', { class: 'tile-label' }, this.audioIcon, this.videoIcon, this.nameEl));
+    this._name = null;
+  }
+
+  /** {name, audioMuted, videoMuted, stream (MediaStream|null), slot (int|null)} */
+  update({ name, audioMuted, videoMuted, stream, slot }) {
+    const label = this.local ? `${name || 'Me'} (you)` : name || 'Guest';
+    if (this._name !== label) {
+      this._name = label;
+      this.nameEl.textContent = label;
+      this.avatar.textContent = initials(name || (this.local ? 'Me' : 'Guest'));
+      this.avatar.style.setProperty('--hue', hueFor(this.local ? name : this.id));
+      this.el.setAttribute('aria-label', label);
+    }
+    const d = this.el.dataset;
+    d.audioMuted = audioMuted ? 'true' : 'false';
+    d.videoMuted = videoMuted ? 'true' : 'false';
+    if (this.local) delete d.slot;
+    else d.slot = slot === null || slot === undefined ? '' : String(slot);
+    this.audioIcon.hidden = !audioMuted;
+    this.videoIcon.hidden = !videoMuted;
+    const hasVideo = !!stream && !videoMuted && (!this.local || stream.getVideoTracks().length > 0);
+    this.el.classList.toggle('show-video', hasVideo);
+    this.el.classList.toggle('no-slot', !this.local && (slot === null || slot === undefined));
+    // Remote audio plays through this same element, so keep the stream even when the camera is off.
+    const src = this.local ? (hasVideo ? stream : null) : stream || null;
+    if (this.video.srcObject !== src) attachStream(this.video, src, this.onBlocked);
+  }
+
+  replay() {
+    if (this.video.srcObject && this.video.paused) attachStream(this.video, this.video.srcObject, this.onBlocked);
+  }
+
+  setSpeaking(on) {
+    this.el.classList.toggle('speaking', on);
+  }
+
+  destroy() {
+    this.video.srcObject = null;
+    this.el.remove();
+  }
+}

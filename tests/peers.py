@@ -1,0 +1,244 @@
+"""aiortc test peers that join through the real signalling and media through the real bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aioice.ice
+import aiohttp
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from av import AudioFrame, VideoFrame
+
+
+def allow_loopback_candidates() -> None:
+    """aioice skips 127.0.0.1 when gathering; tests on loopback need it."""
+
+    def loopback_only(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
+        return ["127.0.0.1"] if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = loopback_only  # type: ignore[assignment]
+
+
+class ToneTrack(MediaStreamTrack):
+    """A 440 Hz-ish tone in 20 ms frames (distinct per peer), so received audio is not silence."""
+
+    kind = "audio"
+
+    def __init__(self, frequency: float) -> None:
+        super().__init__()
+        self.frequency = frequency
+        self._pts = 0
+        self._start: float | None = None
+
+    async def recv(self) -> AudioFrame:
+        rate, samples = 48000, 960
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._pts / rate - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t = (np.arange(samples) + self._pts) / rate
+        data = (np.sin(2 * math.pi * self.frequency * t) * 8000).astype(np.int16)
+        frame = AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, rate)
+        self._pts += samples
+        return frame
+
+
+class PatternTrack(MediaStreamTrack):
+    """Small synthetic video (cheap to encode on two cores)."""
+
+    kind = "video"
+
+    def __init__(self, shade: int, width: int = 160, height: int = 120, fps: int = 15) -> None:
+        super().__init__()
+        self.shade = shade
+        self.width, self.height, self.fps = width, height, fps
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> VideoFrame:
+        if self._start is None:
+            self._start = time.time()
+        wait = self._start + self._count / self.fps - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        img = np.full((self.height, self.width, 3), self.shade, dtype=np.uint8)
+        img[:, (self._count * 4) % self.width] = 255
+        frame = VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = self._count * (90000 // self.fps)
+        frame.time_base = fractions.Fraction(1, 90000)
+        self._count += 1
+        return frame
+
+
+@dataclass
+class SlotCounter:
+    video_frames: int = 0
+    audio_frames: int = 0
+    last_video_size: tuple[int, int] | None = None
+    audio_energy: float = 0.0
+
+
+@dataclass
+class Peer:
+    """One synthetic participant."""
+
+    name: str
+    ws_url: str
+    room: str
+    slots: int = 2
+    shade: int = 80
+    frequency: float = 440.0
+    id: str = ""
+    pc: RTCPeerConnection | None = None
+    session: aiohttp.ClientSession | None = None
+    ws: aiohttp.ClientWebSocketResponse | None = None
+    channel: aiohttp.ClientWebSocketResponse | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    slot_map: list[str | None] = field(default_factory=list)
+    counters: dict[int, SlotCounter] = field(default_factory=dict)
+    present: set[str] = field(default_factory=set)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    answer_sdp: str = ""
+    _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _next_id: int = 0
+
+    async def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+        assert self.ws is not None
+        self._next_id += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[self._next_id] = future
+        await self.ws.send_json({**message, "id": self._next_id})
+        return await asyncio.wait_for(future, timeout)
+
+    async def join(self) -> None:
+        self.session = aiohttp.ClientSession()
+        self.ws = await self.session.ws_connect(self.ws_url)
+        self._tasks.append(asyncio.create_task(self._read_signal()))
+        welcome = await self.request({"type": "join", "room": self.room, "name": self.name})
+        assert welcome["type"] == "welcome", welcome
+        self.id = welcome["participant"]
+        self.present = {p["id"] for p in welcome["participants"]}
+        self.slots = min(self.slots, welcome["slots"])
+
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))
+        self.pc.addTransceiver(ToneTrack(self.frequency), direction="sendonly")
+        self.pc.addTransceiver(PatternTrack(self.shade), direction="sendonly")
+        for _ in range(self.slots):
+            self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+        offer = await self.pc.createOffer()
+        await self.pc.setLocalDescription(offer)
+        answer = await self.request({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        assert answer["type"] == "answer", answer
+        self.answer_sdp = answer["sdp"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        base = self.ws_url.rsplit("/ws", 1)[0]
+        self.channel = await self.session.ws_connect(base + answer["bridgeChannel"])
+        self._tasks.append(asyncio.create_task(self._read_channel()))
+        transceivers = self.pc.getTransceivers()
+        for i in range(self.slots):
+            self.counters[i] = SlotCounter()
+            self._tasks.append(asyncio.create_task(self._consume(i, transceivers)))
+
+    async def _read_signal(self) -> None:
+        assert self.ws is not None
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.json()
+            self.messages.append(data)
+            future = self._pending.pop(data.get("ref", -1), None)
+            if future is not None and not future.done():
+                future.set_result(data)
+            if data["type"] == "participant-joined":
+                self.present.add(data["participant"]["id"])
+            elif data["type"] == "participant-left":
+                self.present.discard(data["id"])
+
+    async def _read_channel(self) -> None:
+        assert self.channel is not None
+        async for msg in self.channel:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.json()
+            if data["type"] == "slots":
+                self.slot_map = [s["participant"] for s in data["slots"]]
+
+    async def _consume(self, slot: int, transceivers: list[RTCRtpTransceiver]) -> None:
+        audio = transceivers[2 + 2 * slot].receiver.track
+        video = transceivers[3 + 2 * slot].receiver.track
+        counter = self.counters[slot]
+
+        async def audio_loop() -> None:
+            while True:
+                frame = await audio.recv()
+                counter.audio_frames += 1
+                samples = frame.to_ndarray().astype(np.float64)
+                counter.audio_energy = float(np.sqrt(np.mean(samples**2)))
+
+        async def video_loop() -> None:
+            while True:
+                frame = await video.recv()
+                counter.video_frames += 1
+                counter.last_video_size = (frame.width, frame.height)
+
+        try:
+            await asyncio.gather(audio_loop(), video_loop())
+        except Exception:  # track ended (MediaStreamError) when the peer closes
+            return
+
+    def frames_from(self, participant_id: str) -> SlotCounter | None:
+        for slot, occupant in enumerate(self.slot_map):
+            if occupant == participant_id:
+                return self.counters.get(slot)
+        return None
+
+    async def leave(self, *, clean: bool = True) -> None:
+        if clean and self.ws is not None and not self.ws.closed:
+            await self.ws.send_json({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks.clear()
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+        for ws in (self.channel, self.ws):
+            if ws is not None and not ws.closed:
+                await ws.close()
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+async def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (bounded loop)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return bool(predicate())

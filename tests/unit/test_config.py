@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from tertulia.config import ConfigError, load
+
+
+def test_defaults() -> None:
+    s = load(None, env={})
+    assert (s.host, s.port, s.media_port, s.log_level) == ("127.0.0.1", 8000, 10000, "info")
+    assert s.advertised_ip == "127.0.0.1"
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('port = 9000\nmedia-port = 11000\npublic_ip = "192.0.2.7"\n')
+    s = load(path, env={"TERTULIA_PORT": "9100"}, overrides={"media_port": 12000})
+    assert s.port == 9100  # env beats file
+    assert s.media_port == 12000  # flag beats file
+    assert s.advertised_ip == "192.0.2.7"
+
+
+def test_config_file_from_env_and_table(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('[tertulia]\nlog_level = "DEBUG"\n')
+    assert load(None, env={"TERTULIA_CONFIG": str(path)}).log_level == "debug"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("port = 70000", "port"),
+        ('bogus = 1', "unknown setting"),
+        ('port = "abc"', "port"),
+        ('public_ip = "not-an-ip"', "public_ip"),
+        ("port = ", "t.toml"),
+    ],
+)
+def test_invalid_settings_are_reported(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle):
+        load(path, env={})
