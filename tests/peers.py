@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aioice.ice
 import aiohttp
+import aioice.ice
 import numpy as np
 from aiortc import (
     MediaStreamTrack,
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCPeerConnection,
     RTCRtpTransceiver,
@@ -136,7 +138,8 @@ class Peer:
         self.present = {p["id"] for p in welcome["participants"]}
         self.slots = min(self.slots, welcome["slots"])
 
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy="max-bundle"))
+        config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        self.pc = RTCPeerConnection(config)
         self.pc.addTransceiver(ToneTrack(self.frequency), direction="sendonly")
         self.pc.addTransceiver(PatternTrack(self.shade), direction="sendonly")
         for _ in range(self.slots):
@@ -218,10 +221,8 @@ class Peer:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except (asyncio.CancelledError, Exception):
-                pass
         self._tasks.clear()
         if self.pc is not None:
             await self.pc.close()

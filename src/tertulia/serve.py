@@ -1,4 +1,4 @@
-"""`tertulia serve`: web client, signal, focus, one bridge and the in-memory registry, one process."""
+"""`tertulia serve`: web client, signal, focus, one bridge and in-memory registry in one process."""
 
 from __future__ import annotations
 

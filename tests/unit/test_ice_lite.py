@@ -61,7 +61,8 @@ def test_controlled_peer_gets_role_conflict() -> None:
 
 def test_malformed_stun_raises_value_error() -> None:
     data = check("brdg:clnt", CREDS.local_pwd)
-    for bad in (data[:10], data[:-1], data[:-4] + b"\x00\x00\x00\x00", b"\x00\x01\x00\x04" + bytes(16)):
+    truncated_header = b"\x00\x01\x00\x04" + bytes(16)
+    for bad in (data[:10], data[:-1], data[:-4] + b"\x00\x00\x00\x00", truncated_header):
         try:
             ice.parse(bad)
         except ValueError:

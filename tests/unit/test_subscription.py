@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 from tertulia.bridge.rtp.packet import RtpPacket, parse_extensions, payload_offset
 from tertulia.bridge.rtp.seqnum import seq_diff
 from tertulia.bridge.rtp.vp8 import is_keyframe_start
 from tertulia.bridge.subscription import SlotStream
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
-
 from tests.unit.golden import VIDEO, load, rid_ssrcs
 
 SENDER_EXT = {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
@@ -48,7 +49,7 @@ def test_video_starts_on_keyframe_and_is_rewritten() -> None:
     assert is_keyframe_start(first.payload)  # capture starts with a keyframe
     assert out[0].sequence_number == (before + 1) & 0xFFFF
     assert all(p.ssrc == 0x1234 and p.payload_type == 100 for p in out)
-    for a, b in zip(out, out[1:], strict=False):
+    for a, b in itertools.pairwise(out):
         assert seq_diff(b.sequence_number, a.sequence_number) == 1
     # extensions translated to the receiver's ids; mid is the slot's, always present
     ids = dict(out[-1].extensions)

@@ -8,6 +8,7 @@ dropped and counted by reason; nothing a peer sends can raise out of ``datagram_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -107,10 +108,8 @@ class Bridge:
                 self.expire(conference.id, endpoint_id)
         if self._ticker is not None:
             self._ticker.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-            except asyncio.CancelledError:
-                pass
             self._ticker = None
         if self._transport is not None:
             self._transport.close()

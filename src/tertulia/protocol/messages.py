@@ -93,7 +93,7 @@ def parse_client_message(text: str | bytes, max_bytes: int) -> tuple[ClientMessa
     if not isinstance(msg, dict):
         raise ProtocolError("bad-json", "a message must be a JSON object")
     ref = msg.get("id")
-    if ref is not None and not isinstance(ref, str | int) or isinstance(ref, bool):
+    if (ref is not None and not isinstance(ref, str | int)) or isinstance(ref, bool):
         raise ProtocolError("bad-message", "field 'id' must be a string or a number")
     kind = msg.get("type")
     if not isinstance(kind, str):

@@ -429,8 +429,9 @@ def build_answer(
 
     Every offered m-line appears, in order. Accepted ones all carry the bridge's address and
     port (RFC 8843 §7.3), its ICE credentials, ``a=setup:passive`` (RFC 5763 §5) and the
-    client's payload types and extmap ids; the one host candidate is listed once, in the
-    answerer-tagged (first accepted) m-line (RFC 8843 §7.1.3, as Chrome does). Sending sections
+    client's payload types and extmap ids, and the one host candidate. The candidate is repeated
+    in every accepted m-line, not only the answerer-tagged one (RFC 8843 §7.1.3 allows either):
+    aiortc with max-bundle takes the candidates of the *last* bundled m-line. Sending sections
     are answered recvonly, slot sections sendonly with fixed SSRCs and ``a=msid``. Simulcast is
     not accepted: without ``a=simulcast`` in the answer the client sends a single stream
     (RFC 8853 §5.3). Rejected m-lines get port 0 and ``a=inactive`` (RFC 3264 §6); Chrome stops
@@ -472,11 +473,10 @@ def build_answer(
             f"c=IN {ip_type} {local.ip}",
             f"a=rtcp:{local.port} IN {ip_type} {local.ip}",
         ]
-        if m.mid == bundle[0]:
-            lines += [
-                f"a=candidate:1 1 udp 2130706431 {local.ip} {local.port} typ host",
-                "a=end-of-candidates",
-            ]
+        lines += [
+            f"a=candidate:1 1 udp 2130706431 {local.ip} {local.port} typ host",
+            "a=end-of-candidates",
+        ]
         lines += [
             f"a=ice-ufrag:{local.ice_ufrag}",
             f"a=ice-pwd:{local.ice_pwd}",

@@ -7,6 +7,7 @@ ClientHello, checks the client's certificate against the fingerprint signalled i
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import enum
 import logging
@@ -43,7 +44,7 @@ class DtlsCertificate:
     def generate(cls, *, days: int = 30) -> DtlsCertificate:
         key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tertulia-bridge")])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -232,10 +233,8 @@ class DtlsServer:
         """Send close_notify once; idempotent."""
         if self.state == DtlsState.CONNECTED:
             self.state = DtlsState.CLOSED
-            try:
+            with contextlib.suppress(SSL.Error):
                 self._conn.shutdown()
-            except SSL.Error:
-                pass
             return self._drain()
         self.state = DtlsState.CLOSED
         return []
