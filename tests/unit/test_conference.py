@@ -1,0 +1,178 @@
+"""Conference routing with real SRTP and captured packets, I/O replaced by lists."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from pylibsrtp import Policy, Session
+
+from tertulia.bridge.conference import Conference
+from tertulia.bridge.endpoint import Address, Endpoint
+from tertulia.bridge.rtp.packet import RtpPacket
+from tertulia.bridge.rtp.rtcp import (
+    GenericNack,
+    Pli,
+    ReceiverReport,
+    Sdes,
+    SenderReport,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from tertulia.bridge.transport.dtls import DtlsCertificate
+from tertulia.bridge.transport.ice import IceCredentials
+from tertulia.bridge.transport.srtp import SrtpPair
+from tertulia.protocol.sdp import negotiate, parse_offer
+from tests.unit.golden import DATA, VIDEO, load, rid_ssrcs
+
+CERT = DtlsCertificate.generate()
+OFFER = parse_offer((DATA / "aiortc-offer-2slots.sdp").read_text())
+
+
+class Client:
+    """The client side of an endpoint: its SRTP sessions and the datagrams it received."""
+
+    def __init__(self, name: str, conference: Conference, now: float) -> None:
+        self.addr: Address = ("127.0.0.1", 40000 + len(conference.endpoints))
+        self.inbox: list[bytes] = []
+        negotiation = negotiate(OFFER, max_slots=2)
+        self.endpoint = Endpoint(
+            name, conference.id, negotiation, IceCredentials.generate("u", "p" * 22), CERT,
+            "AA", lambda data, addr: self.inbox.append(data), now,
+        )
+        rx_key, tx_key = os.urandom(30), os.urandom(30)
+        # The bridge's rx key is what the client sends with, and vice versa.
+        self.endpoint.srtp = SrtpPair(rx_key, tx_key)
+        self.endpoint.addr = self.addr
+        self.rx = Session(Policy(key=tx_key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        conference.add(self.endpoint)
+
+        self._seen = 0
+        self._rtp: list[RtpPacket] = []
+        self._rtcp: list[object] = []
+
+    def _decode(self) -> None:
+        """Unprotect each datagram once (SRTP refuses replays, as a real client would)."""
+        for data in self.inbox[self._seen :]:
+            if 192 <= data[1] <= 223:
+                self._rtcp.extend(parse_rtcp(self.rx.unprotect_rtcp(data)))
+            else:
+                self._rtp.append(RtpPacket.parse(self.rx.unprotect(data)))
+        self._seen = len(self.inbox)
+
+    def received_rtp(self) -> list[RtpPacket]:
+        self._decode()
+        return self._rtp
+
+    def received_rtcp(self) -> list[object]:
+        self._decode()
+        return self._rtcp
+
+    def clear(self) -> None:
+        self._decode()
+        self._rtp.clear()
+        self._rtcp.clear()
+
+
+def video_packets() -> list[bytes]:
+    ssrc = rid_ssrcs()["l"]
+    return [r.data for r in load(VIDEO) if RtpPacket.parse(r.data).ssrc == ssrc]
+
+
+def as_sender_pt(data: bytes, pt: int) -> bytes:
+    return bytes([data[0], (data[1] & 0x80) | pt]) + data[2:]
+
+
+def setup() -> tuple[Conference, Client, Client, list[bytes]]:
+    conference = Conference("c1", bridge_ssrc=1)
+    alice = Client("alice", conference, 0.0)
+    bob = Client("bob", conference, 0.0)
+    video_pt = alice.endpoint.sending["video"].payload_type
+    return conference, alice, bob, [as_sender_pt(p, video_pt) for p in video_packets()]
+
+
+def test_slots_are_assigned_and_freed() -> None:
+    conference = Conference("c1")
+    clients = [Client(n, conference, 0.0) for n in ("a", "b", "c", "d")]
+    a, _b, c, d = (x.endpoint for x in clients)
+    assert a.occupants == ["b", "c"]  # two slots: d waits
+    assert d.occupants == ["a", "b"]
+    conference.remove("b")
+    assert a.occupants == ["d", "c"]  # d takes b's freed slot; c stays put
+    assert c.occupants == ["a", "d"]
+
+
+def test_video_forwarded_rewritten_with_keyframe_request_and_nack() -> None:
+    conference, alice, bob, packets = setup()
+    now = 1.0
+    for data in packets[:40]:
+        conference.on_rtp(alice.endpoint, data, now)
+        now += 0.01
+    # The new source prompted a keyframe request to alice (RR + PLI for her SSRC).
+    pli = [p for p in alice.received_rtcp() if isinstance(p, Pli)]
+    assert pli and pli[0].media_ssrc == rid_ssrcs()["l"]
+    received = bob.received_rtp()
+    slot_video = bob.endpoint.slots[0][1]
+    assert len(received) == 40  # the capture starts on a keyframe
+    assert {p.ssrc for p in received} == {slot_video.ssrc}
+    assert {p.payload_type for p in received} == {slot_video.payload_type}
+    seqs = [p.sequence_number for p in received]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+
+    # A NACK from bob is answered from the history with the very same SRTP bytes.
+    before = len(bob.inbox)
+    original = [d for d in bob.inbox if not 192 <= d[1] <= 223][10]
+    wanted = seqs[10]
+    nack = GenericNack(sender_ssrc=99, media_ssrc=slot_video.ssrc, lost=[wanted])
+    conference.on_rtcp(bob.endpoint, [nack], now)
+    assert len(bob.inbox) == before + 1
+    assert bob.inbox[-1] == original
+    bob._seen = len(bob.inbox)  # the retransmission would be a replay of a packet bob has
+    assert bob.endpoint.stats.retransmissions == 1
+
+    # A PLI from bob reaches alice, throttled.
+    alice.clear()
+    conference.on_rtcp(bob.endpoint, [Pli(sender_ssrc=99, media_ssrc=slot_video.ssrc)], now)
+    conference.on_rtcp(bob.endpoint, [Pli(sender_ssrc=99, media_ssrc=slot_video.ssrc)], now)
+    assert sum(isinstance(p, Pli) for p in alice.received_rtcp()) == 1
+    conference.on_rtcp(
+        bob.endpoint, [Pli(sender_ssrc=99, media_ssrc=slot_video.ssrc)], now + 0.5
+    )
+    assert sum(isinstance(p, Pli) for p in alice.received_rtcp()) == 2
+
+
+def test_sender_report_translated_for_lip_sync() -> None:
+    conference, alice, bob, packets = setup()
+    for data in packets[:5]:
+        conference.on_rtp(alice.endpoint, data, 1.0)
+    first_in = RtpPacket.parse(packets[0])
+    first_out = bob.received_rtp()[0]
+    sr = SenderReport(
+        ssrc=first_in.ssrc, ntp_timestamp=0xE000000012345678,
+        rtp_timestamp=first_in.timestamp + 900, packet_count=5, octet_count=100, reports=[],
+    )
+    bob.clear()
+    conference.on_rtcp(alice.endpoint, [sr, Sdes(chunks=[])], 1.1)
+    reports = [p for p in bob.received_rtcp() if isinstance(p, SenderReport)]
+    assert len(reports) == 1
+    out = reports[0]
+    assert out.ssrc == first_out.ssrc
+    assert out.ntp_timestamp == sr.ntp_timestamp
+    assert (out.rtp_timestamp - first_out.timestamp) & 0xFFFFFFFF == 900
+    assert out.packet_count == 5
+    cnames = [c for p in bob.received_rtcp() if isinstance(p, Sdes) for c in p.chunks]
+    assert cnames and cnames[0][0] == first_out.ssrc
+
+
+def test_receiver_without_media_connection_gets_nothing_and_others_are_undisturbed() -> None:
+    conference, alice, bob, packets = setup()
+    carol = Client("carol", conference, 0.0)
+    carol.endpoint.srtp = None  # not connected yet
+    for data in packets[:10]:
+        conference.on_rtp(alice.endpoint, data, 1.0)
+    assert carol.inbox == []
+    assert len(bob.received_rtp()) == 10
+    # Unknown payload types are dropped and counted.
+    conference.on_rtp(alice.endpoint, as_sender_pt(packets[0], 33), 1.0)
+    assert alice.endpoint.stats.dropped == {"unknown-payload-type": 1}
+    assert serialize_rtcp([ReceiverReport(ssrc=1, reports=[])])  # sanity: codec available
