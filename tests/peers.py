@@ -112,6 +112,8 @@ class Peer:
     ws: aiohttp.ClientWebSocketResponse | None = None
     channel: aiohttp.ClientWebSocketResponse | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
+    channel_messages: list[dict[str, Any]] = field(default_factory=list)
+    bytes_received: int = 0
     slot_map: list[str | None] = field(default_factory=list)
     counters: dict[int, SlotCounter] = field(default_factory=dict)
     present: set[str] = field(default_factory=set)
@@ -166,6 +168,7 @@ class Peer:
                 break
             data = msg.json()
             self.messages.append(data)
+            self.bytes_received += len(msg.data)
             future = self._pending.pop(data.get("ref", -1), None)
             if future is not None and not future.done():
                 future.set_result(data)
@@ -180,6 +183,8 @@ class Peer:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             data = msg.json()
+            self.channel_messages.append(data)
+            self.bytes_received += len(msg.data)
             if data["type"] == "slots":
                 self.slot_map = [s["participant"] for s in data["slots"]]
 
