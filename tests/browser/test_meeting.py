@@ -171,3 +171,42 @@ async def test_home_page_suggests_a_room_and_invalid_room_gets_a_page(browser: B
         response = await page.goto(server.http + "/bad%20room!")
         assert response is not None and response.status == 400
         assert "Invalid room name" in await page.content()
+
+
+async def test_fragment_overrides_start_muted_and_others_see_it(browser: Browser) -> None:
+    parsed = None
+    async with running_server() as server:
+        muted = await (await browser.new_context()).new_page()
+        await muted.goto(
+            f"{server.http}/muted-room#config.prejoinConfig.enabled=false"
+            "&config.startWithAudioMuted=true&config.startWithVideoMuted=true"
+            "&userInfo.displayName=%22Eva%20M%22"
+        )
+        await muted.wait_for_function("() => window.tertulia && window.tertulia.me", timeout=15_000)
+        assert await muted.evaluate("() => window.tertulia.audioMuted") is True
+        assert await muted.evaluate("() => window.tertulia.videoMuted") is True
+        parsed = await muted.evaluate(
+            "() => import('/static/fragment.js').then(m => m.parseFragment("
+            "'#config.a.b=3&userInfo.displayName=%22Ana%22&flag=true&raw=x%20y'))"
+        )
+        other = await (await browser.new_context()).new_page()
+        await other.goto(room_url(server.http, "muted-room", "Obs"))
+        await other.wait_for_function(
+            "() => { const t = window.tertulia; if (!t || !t.participants) return false;"
+            " const p = [...t.participants.values()].find(p => p.name === 'Eva M');"
+            " return p && p.audioMuted && p.videoMuted; }",
+            timeout=15_000,
+        )
+        # Unmuting is announced to the others.
+        await muted.keyboard.press("m")
+        await other.wait_for_function(
+            "() => [...window.tertulia.participants.values()]"
+            ".some(p => p.name === 'Eva M' && !p.audioMuted)",
+            timeout=10_000,
+        )
+    assert parsed == {
+        "config": {"a": {"b": 3}},
+        "userInfo": {"displayName": "Ana"},
+        "flag": True,
+        "raw": "x y",
+    }

@@ -111,11 +111,18 @@ class Session:
                 return
 
     def handle(self, text: str) -> None:
+        ref = None
         try:
             message, ref = parse_client_message(text, self.max_bytes)
             self.dispatch(message, ref)
         except ProtocolError as exc:
             self.send(exc.reply())
+        except Exception:  # a bug must cost one request, not the session
+            log.exception("internal error handling a client message")
+            self.send(
+                ProtocolError("internal-error", "the server failed to handle this request",
+                              ref).reply()
+            )
 
     def dispatch(self, message: Any, ref: Any) -> None:
         def reply(body: dict[str, Any]) -> None:

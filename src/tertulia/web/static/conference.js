@@ -43,6 +43,7 @@ export class Conference extends EventTarget {
     this.mediaState = 'new';
     this._gen = 0;
     this._attempts = 0;
+    this._closeReason = null;
   }
 
   get pc() {
@@ -147,11 +148,18 @@ export class Conference extends EventTarget {
     signal.addEventListener('error', (ev) => {
       if (!live()) return;
       const m = ev.detail;
+      if (m.code === 'media-timeout' || m.code === 'dtls-failed') {
+        // The bridge dropped our media; the server closes the socket next and we rejoin.
+        this._closeReason = 'Media connection lost.';
+        this.status(`Media connection lost: ${m.message || m.code}`, 'error', true);
+        return;
+      }
       this.status(`Server error: ${m.message || m.code}`, 'error');
     });
     signal.addEventListener('close', (ev) => {
       if (!live() || ev.detail.requested) return;
-      this._lost('Connection to the server lost.');
+      this._lost(this._closeReason || 'Connection to the server lost.');
+      this._closeReason = null;
     });
   }
 
