@@ -167,15 +167,20 @@ class Peer:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             data = msg.json()
-            self.messages.append(data)
             self.bytes_received += len(msg.data)
-            future = self._pending.pop(data.get("ref", -1), None)
-            if future is not None and not future.done():
-                future.set_result(data)
-            if data["type"] == "participant-joined":
-                self.present.add(data["participant"]["id"])
-            elif data["type"] == "participant-left":
-                self.present.discard(data["id"])
+            items = data["messages"] if data.get("type") == "batch" else [data]
+            for item in items:
+                self._absorb(item)
+
+    def _absorb(self, data: dict[str, Any]) -> None:
+        self.messages.append(data)
+        future = self._pending.pop(data.get("ref", -1), None)
+        if future is not None and not future.done():
+            future.set_result(data)
+        if data["type"] == "participant-joined":
+            self.present.add(data["participant"]["id"])
+        elif data["type"] == "participant-left":
+            self.present.discard(data["id"])
 
     async def _read_channel(self) -> None:
         assert self.channel is not None

@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tertulia.signal.limits import Limits
+from tertulia.signal.tokens import TokenSettings
+
 ENV_PREFIX = "TERTULIA_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -31,7 +34,25 @@ class Settings:
     log_level: str = "info"
     slots: int = 9  # receive slots each client negotiates (max simultaneously shown)
     consent_timeout: float = 30.0
+    # signalling limits (docs/protocol.md, "Limits")
     max_message_bytes: int = 64 * 1024
+    messages_per_second: float = 20.0
+    message_burst: float = 40.0
+    joins_per_second_per_address: float = 5.0
+    join_burst_per_address: float = 20.0
+    password_guesses_per_minute: float = 5.0
+    password_guesses_per_minute_per_address: float = 20.0
+    max_participants_per_room: int = 100
+    max_rooms: int = 1000
+    chat_history: int = 100
+    lobby_queue: int = 50
+    resume_grace: float = 10.0
+    # room tokens (JWT); enabled when a secret or a public key is configured
+    token_secret: str = ""
+    token_public_key_file: str = ""
+    token_issuer: str = ""
+    token_audience: str = ""
+    allow_anonymous: bool = True
 
     @property
     def advertised_ip(self) -> str:
@@ -46,6 +67,23 @@ class Settings:
     def media_bind(self) -> str:
         return self.media_host or self.host
 
+    def limits(self) -> Limits:
+        values = {f.name: getattr(self, f.name) for f in fields(Limits) if hasattr(self, f.name)}
+        return Limits(**values)
+
+    def token_settings(self) -> TokenSettings:
+        public_key = None
+        if self.token_public_key_file:
+            public_key = Path(self.token_public_key_file).read_text()
+        return TokenSettings(
+            enabled=bool(self.token_secret or public_key),
+            allow_anonymous=self.allow_anonymous,
+            hs256_secret=self.token_secret or None,
+            rs256_public_key=public_key,
+            issuer=self.token_issuer or None,
+            audience=self.token_audience or None,
+        )
+
 
 def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[name]
@@ -54,6 +92,15 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind in ("float", float):
             return float(value)
+        if kind in ("bool", bool):
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{name}: expected {kind}, got {value!r}") from exc
@@ -103,6 +150,18 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("slots must be between 1 and 32")
     if settings.consent_timeout <= 0:
         raise ConfigError("consent_timeout must be positive")
+    for name in (
+        "max_message_bytes", "messages_per_second", "message_burst",
+        "joins_per_second_per_address", "join_burst_per_address",
+        "password_guesses_per_minute", "password_guesses_per_minute_per_address",
+        "max_participants_per_room", "max_rooms", "chat_history", "lobby_queue",
+    ):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if settings.resume_grace < 0:
+        raise ConfigError("resume_grace must not be negative")
+    if settings.token_public_key_file and not Path(settings.token_public_key_file).is_file():
+        raise ConfigError(f"token_public_key_file {settings.token_public_key_file!r} not found")
     try:
         ipaddress.ip_address(settings.advertised_ip)
     except ValueError as exc:

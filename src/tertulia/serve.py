@@ -15,7 +15,7 @@ from tertulia.bridge.bridge import Bridge, BridgeSettings
 from tertulia.config import Settings
 from tertulia.focus.focus import Focus, attach_local_bridge
 from tertulia.signal import app as signal_app
-from tertulia.signal.rooms import Rooms
+from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger("tertulia")
 
@@ -58,7 +58,11 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
     app = web.Application()
     bridge_api.add_routes(app, bridge)
     signal_app.add_routes(
-        app, Rooms(), focus, slots=settings.slots, max_bytes=settings.max_message_bytes
+        app,
+        focus,
+        slots=settings.slots,
+        limits=settings.limits(),
+        tokens=TokenVerifier(settings.token_settings()),
     )
 
     async def on_startup(_: web.Application) -> None:

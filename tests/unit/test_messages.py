@@ -3,10 +3,9 @@ import json
 import pytest
 
 from tertulia.protocol.messages import (
-    Join,
-    Mute,
-    Offer,
     ProtocolError,
+    Request,
+    clean_name,
     normalize_room,
     parse_client_message,
 )
@@ -14,14 +13,18 @@ from tertulia.protocol.messages import (
 LIMIT = 64 * 1024
 
 
-def parse(obj: object) -> object:
+def parse(obj: object) -> Request:
     return parse_client_message(json.dumps(obj), LIMIT)
 
 
 def test_join_is_validated_and_normalized() -> None:
-    message, ref = parse({"type": "join", "room": "Blue-Fox", "name": "  Ana   M ", "id": 7})
-    assert message == Join("blue-fox", "Ana M", False, False)
-    assert ref == 7
+    request = parse({"type": "join", "room": "Blue-Fox", "name": "  Ana   M ", "id": 7, "x": 1})
+    assert request == Request("join", {"room": "blue-fox", "name": "Ana M"}, 7)
+
+
+def test_names_lose_control_characters() -> None:
+    assert clean_name("A\u202enna\x00\x1b[31m  B") == "Anna[31m B"
+    assert len(clean_name("x" * 500)) == 64
 
 
 @pytest.mark.parametrize(
@@ -37,6 +40,10 @@ def test_join_is_validated_and_normalized() -> None:
         ('{"type": "offer"}', "bad-message", "sdp"),
         ('{"type": "mute", "audioMuted": "yes"}', "bad-message", "audioMuted"),
         ('{"type": "ping", "id": true}', "bad-message", "id"),
+        ('{"type": "mute-all", "kind": "smell"}', "bad-message", "audio, video"),
+        ('{"type": "set-password", "password": 5}', "bad-message", "string or null"),
+        ('{"type": "set-password"}', "bad-message", "password"),
+        ('{"type": "chat", "text": "' + "x" * 9000 + '"}', "too-large", "text"),
     ],
 )
 def test_bad_messages_name_the_problem(payload: str, code: str, needle: str) -> None:
@@ -59,9 +66,11 @@ def test_ref_is_echoed_in_errors() -> None:
     assert info.value.reply()["ref"] == "abc"
 
 
-def test_offer_and_mute() -> None:
-    assert parse({"type": "offer", "sdp": "v=0"})[0] == Offer("v=0")  # type: ignore[index]
-    assert parse({"type": "mute", "videoMuted": True})[0] == Mute(None, True)  # type: ignore[index]
+def test_offer_mute_and_controls() -> None:
+    assert parse({"type": "offer", "sdp": "v=0"}).data == {"sdp": "v=0"}
+    assert parse({"type": "mute", "videoMuted": True}).data == {"videoMuted": True}
+    assert parse({"type": "set-password", "password": None}).data == {"password": None}
+    assert parse({"type": "kick", "participant": "p-1"}).get("message") is None
 
 
 def test_room_names() -> None:

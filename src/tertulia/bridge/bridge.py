@@ -194,6 +194,18 @@ class Bridge:
             self.counters["conferences-completed"] += 1
         return True
 
+    def set_blocked(self, conference_id: str, endpoint_id: str, kind: str, blocked: bool) -> bool:
+        """Drop (or forward again) one kind of an endpoint's media: a moderator's mute."""
+        endpoint = self.find_endpoint(conference_id, endpoint_id)
+        media = endpoint.sending.get(kind) if endpoint else None
+        if media is None:
+            return False
+        media.blocked = blocked
+        conference = self.conferences.get(conference_id)
+        if not blocked and kind == "video" and endpoint is not None and conference is not None:
+            conference.request_keyframe(endpoint, self.clock())  # receivers restart on a keyframe
+        return True
+
     def find_endpoint(self, conference_id: str, endpoint_id: str) -> Endpoint | None:
         conference = self.conferences.get(conference_id)
         return conference.endpoints.get(endpoint_id) if conference else None

@@ -126,6 +126,9 @@ class Conference:
             sender.stats.drop("unknown-payload-type")
             return
         media = sender.sending[kind]
+        if media.blocked:
+            sender.stats.drop("blocked-by-moderator")
+            return
         if media.current_ssrc != ssrc:
             if media.current_ssrc is not None and ssrc in media.declared_ssrcs[1:]:
                 # e.g. an RTX or secondary SSRC we did not negotiate: not a new source.

@@ -38,6 +38,7 @@ class SendingMedia:
     current_ssrc: int | None = None
     last_keyframe_request: float = -1e9
     keyframe_requests: int = 0
+    blocked: bool = False  # a moderator muted it: packets are dropped, not forwarded
 
 
 @dataclass(slots=True)

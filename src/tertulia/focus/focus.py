@@ -24,6 +24,9 @@ class BridgeClient(Protocol):
 
     def expire(self, conference_id: str, endpoint_id: str) -> bool: ...
 
+    def set_blocked(self, conference_id: str, endpoint_id: str, kind: str, blocked: bool) -> bool:
+        ...
+
 
 class FocusError(Exception):
     def __init__(self, code: str, message: str) -> None:
@@ -57,8 +60,15 @@ class Focus:
             self.by_conference_id[conf.conference_id] = conf
         return conf
 
-    def offer(self, room: str, participant_id: str, sdp: str) -> Allocation:
+    def offer(
+        self, room: str, participant_id: str, sdp: str, *, blocked: frozenset[str] = frozenset()
+    ) -> Allocation:
+        """Place the participant's media; a participant that already has media (a resumed
+        session renegotiating) gets a fresh endpoint. ``blocked`` kinds are not forwarded."""
         conf = self._conference(room)
+        if participant_id in conf.endpoints:
+            self.bridge.expire(conf.conference_id, participant_id)
+            conf.endpoints.discard(participant_id)
         try:
             allocation = self.bridge.allocate(conf.conference_id, participant_id, sdp)
         except AllocationError as exc:
@@ -66,7 +76,15 @@ class Focus:
                 self._forget(conf)
             raise FocusError(exc.code, exc.message) from exc
         conf.endpoints.add(participant_id)
+        for kind in blocked:
+            self.bridge.set_blocked(conf.conference_id, participant_id, kind, True)
         return allocation
+
+    def set_blocked(self, room: str, participant_id: str, kind: str, blocked: bool) -> None:
+        """Stop (or resume) forwarding one kind of a participant's media (moderator mute)."""
+        conf = self.conferences.get(room)
+        if conf is not None and participant_id in conf.endpoints:
+            self.bridge.set_blocked(conf.conference_id, participant_id, kind, blocked)
 
     def leave(self, room: str, participant_id: str) -> None:
         """Idempotent: expire the participant's endpoint, if it has one."""

@@ -1,13 +1,15 @@
 """Client ⇄ signal messages (docs/protocol.md): validation of what clients send.
 
-Pure: takes text, returns a validated message or raises :class:`ProtocolError` carrying the
-error code and a message naming the problem.
+Pure: takes text, returns a validated :class:`Request` or raises :class:`ProtocolError`
+carrying the error code and a message naming the problem. Each message type has a small field
+table; anything not in the table is ignored.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,54 +38,95 @@ def normalize_room(name: str) -> str | None:
     return room if ROOM_RE.match(room) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Join:
-    room: str
-    name: str
-    audio_muted: bool
-    video_muted: bool
+def clean_text(text: str, limit: int) -> str:
+    """Drop control characters (C0/C1, bidi overrides), collapse whitespace, cut to ``limit``."""
+    kept = "".join(
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co")
+    )
+    return kept.strip()[:limit]
+
+
+def clean_name(name: str) -> str:
+    return " ".join(clean_text(name, 4 * MAX_NAME).split())[:MAX_NAME]
 
 
 @dataclass(frozen=True, slots=True)
-class Offer:
-    sdp: str
+class Field:
+    kind: str  # "str" | "bool" | "str?" (string or null) | "enum"
+    required: bool = False
+    max_len: int = 0
+    choices: tuple[str, ...] = ()
+
+
+_S = Field("str")
+_REQ_S = Field("str", required=True)
+_BOOL = Field("bool")
+_KIND = Field("enum", required=True, choices=("audio", "video"))
+
+SPECS: dict[str, dict[str, Field]] = {
+    "join": {
+        "room": _REQ_S,
+        "name": Field("str", max_len=1024),
+        "audioMuted": _BOOL,
+        "videoMuted": _BOOL,
+        "password": Field("str", max_len=256),
+        "token": Field("str", max_len=16 * 1024),
+        "resume": Field("str", max_len=128),
+    },
+    "offer": {"sdp": Field("str", required=True, max_len=MAX_SDP)},
+    "mute": {"audioMuted": _BOOL, "videoMuted": _BOOL},
+    "leave": {},
+    "ping": {},
+    "chat": {"text": Field("str", required=True, max_len=8000), "to": _S},
+    "raise-hand": {"raised": Field("bool", required=True)},
+    "lobby-admit": {"knock": _REQ_S},
+    "lobby-deny": {"knock": _REQ_S, "message": Field("str", max_len=1000)},
+    "set-lobby": {"enabled": Field("bool", required=True)},
+    "set-password": {"password": Field("str?", required=True, max_len=64)},
+    "grant-moderator": {"participant": _REQ_S},
+    "mute-participant": {"participant": _REQ_S, "kind": _KIND},
+    "mute-all": {"kind": _KIND},
+    "ask-unmute": {"participant": _S},
+    "kick": {"participant": _REQ_S, "message": Field("str", max_len=1000)},
+    "end-meeting": {},
+}
 
 
 @dataclass(frozen=True, slots=True)
-class Mute:
-    audio_muted: bool | None
-    video_muted: bool | None
+class Request:
+    """A validated client message: its type, its known fields (absent ones omitted), ``id``."""
+
+    type: str
+    data: dict[str, Any]
+    ref: Any = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
 
 
-@dataclass(frozen=True, slots=True)
-class Leave:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    pass
-
-
-ClientMessage = Join | Offer | Mute | Leave | Ping
-
-
-def _field(msg: dict[str, Any], key: str, kind: type, ref: Any, *, required: bool) -> Any:
-    if key not in msg:
-        if required:
-            raise ProtocolError("bad-message", f"missing field {key!r}", ref)
+def _check(name: str, spec: Field, value: Any, ref: Any) -> Any:
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ProtocolError("bad-message", f"field {name!r} must be a boolean", ref)
+        return value
+    if spec.kind == "str?" and value is None:
         return None
-    value = msg[key]
-    # bool is an int subclass: check exactly
-    if kind is bool and not isinstance(value, bool):
-        raise ProtocolError("bad-message", f"field {key!r} must be a boolean", ref)
-    if kind is str and not isinstance(value, str):
-        raise ProtocolError("bad-message", f"field {key!r} must be a string", ref)
+    if not isinstance(value, str):
+        kind = "a string or null" if spec.kind == "str?" else "a string"
+        raise ProtocolError("bad-message", f"field {name!r} must be {kind}", ref)
+    if spec.kind == "enum" and value not in spec.choices:
+        raise ProtocolError(
+            "bad-message", f"field {name!r} must be one of {', '.join(spec.choices)}", ref
+        )
+    if spec.max_len and len(value) > spec.max_len:
+        raise ProtocolError("too-large", f"field {name!r} is longer than {spec.max_len}", ref)
     return value
 
 
-def parse_client_message(text: str | bytes, max_bytes: int) -> tuple[ClientMessage, Any]:
-    """Validate one frame; returns the message and its ``id`` (echoed as ``ref``)."""
+def parse_client_message(text: str | bytes, max_bytes: int) -> Request:
+    """Validate one frame; unknown fields are ignored, known ones type-checked."""
     if len(text) > max_bytes:
         raise ProtocolError("too-large", f"message larger than {max_bytes} bytes")
     try:
@@ -93,14 +136,25 @@ def parse_client_message(text: str | bytes, max_bytes: int) -> tuple[ClientMessa
     if not isinstance(msg, dict):
         raise ProtocolError("bad-json", "a message must be a JSON object")
     ref = msg.get("id")
-    if (ref is not None and not isinstance(ref, str | int)) or isinstance(ref, bool):
+    if ref is not None and (isinstance(ref, bool) or not isinstance(ref, str | int)):
         raise ProtocolError("bad-message", "field 'id' must be a string or a number")
+    if isinstance(ref, str) and len(ref) > 64:
+        raise ProtocolError("bad-message", "field 'id' is longer than 64")
     kind = msg.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("bad-message", "missing field 'type'", ref)
+    spec = SPECS.get(kind)
+    if spec is None:
+        raise ProtocolError("bad-message", f"unknown message type {kind[:40]!r}", ref)
+    data: dict[str, Any] = {}
+    for name, field_spec in spec.items():
+        if name not in msg:
+            if field_spec.required:
+                raise ProtocolError("bad-message", f"missing field {name!r}", ref)
+            continue
+        data[name] = _check(name, field_spec, msg[name], ref)
     if kind == "join":
-        room_raw = _field(msg, "room", str, ref, required=True)
-        room = normalize_room(room_raw)
+        room = normalize_room(data["room"])
         if room is None:
             raise ProtocolError(
                 "invalid-room",
@@ -108,26 +162,6 @@ def parse_client_message(text: str | bytes, max_bytes: int) -> tuple[ClientMessa
                 "starting with a letter or digit",
                 ref,
             )
-        name = _field(msg, "name", str, ref, required=False) or ""
-        name = " ".join(name.split())[:MAX_NAME]
-        audio = _field(msg, "audioMuted", bool, ref, required=False)
-        video = _field(msg, "videoMuted", bool, ref, required=False)
-        return Join(room, name, bool(audio), bool(video)), ref
-    if kind == "offer":
-        sdp = _field(msg, "sdp", str, ref, required=True)
-        if len(sdp) > MAX_SDP:
-            raise ProtocolError("too-large", f"sdp larger than {MAX_SDP} characters", ref)
-        return Offer(sdp), ref
-    if kind == "mute":
-        return (
-            Mute(
-                _field(msg, "audioMuted", bool, ref, required=False),
-                _field(msg, "videoMuted", bool, ref, required=False),
-            ),
-            ref,
-        )
-    if kind == "leave":
-        return Leave(), ref
-    if kind == "ping":
-        return Ping(), ref
-    raise ProtocolError("bad-message", f"unknown message type {kind!r}", ref)
+        data["room"] = room
+        data["name"] = clean_name(data.get("name", ""))
+    return Request(kind, data, ref)

@@ -5,31 +5,30 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tertulia.focus.focus import Focus, FocusError
-from tertulia.protocol.messages import (
-    Join,
-    Leave,
-    Mute,
-    Offer,
-    Ping,
-    ProtocolError,
-    normalize_room,
-    parse_client_message,
-)
-from tertulia.signal.rooms import Participant, Rooms, new_participant_id
+from tertulia.focus.focus import Focus
+from tertulia.protocol.messages import normalize_room
+from tertulia.signal.limits import Limits
+from tertulia.signal.rooms import Rooms
+from tertulia.signal.session import Hub, Session
+from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(str(resources.files("tertulia") / "web" / "static"))
-ROOMS_KEY = web.AppKey("rooms", Rooms)
-FOCUS_KEY = web.AppKey("focus", Focus)
-SETTINGS_KEY = web.AppKey("signal_settings", dict)
+HUB_KEY = web.AppKey("hub", Hub)
+# Ping every HEARTBEAT s; no pong within HEARTBEAT/2 closes the socket (aiohttp).
+HEARTBEAT = 10.0
+# Close codes a client sends on purpose (RFC 6455 §7.4.1): normal closure, going away (tab
+# closed or navigated). Anything else (1006: no close frame) counts as a dropped connection.
+CLEAN_CLOSE = {1000, 1001}
+BATCH_MAX = 100
 # A slow client's outbox may hold this many messages; beyond it the client is disconnected
 # rather than letting memory grow.
 OUTBOX_LIMIT = 1000
@@ -68,152 +67,66 @@ async def room_page(request: web.Request) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
-    rooms = request.app[ROOMS_KEY]
+    rooms = request.app[HUB_KEY].rooms
     return web.json_response(
         {"healthy": True, "rooms": len(rooms.rooms), "participants": rooms.participant_count}
     )
 
 
-class Session:
-    """One WebSocket client: at most one participant, one offer."""
+class Outlet:
+    """A connection's outgoing queue; consecutive queued messages go out as one `batch`."""
 
-    def __init__(
-        self, ws: web.WebSocketResponse, rooms: Rooms, focus: Focus, *, slots: int, max_bytes: int
-    ) -> None:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
-        self.slots = slots
-        self.rooms = rooms
-        self.focus = focus
-        self.max_bytes = max_bytes
-        self.participant: Participant | None = None
-        self.offered = False
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[dict[str, Any] | int] = asyncio.Queue()
+        self.closing = False
 
     def send(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return
         if self.queue.qsize() >= OUTBOX_LIMIT:
             log.warning("closing a client that does not read its messages")
-            self.queue.put_nowait(None)
+            self.close(1008)
             return
         self.queue.put_nowait(message)
 
-    async def writer(self) -> None:
+    def close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            self.queue.put_nowait(code)
+
+    async def run(self) -> None:
         while True:
-            message = await self.queue.get()
-            if message is None:
-                await self.ws.close()
-                return
+            item = await self.queue.get()
+            batch: list[dict[str, Any]] = []
+            code: int | None = None
+            while True:
+                if isinstance(item, int):
+                    code = item
+                    break
+                batch.append(item)
+                if self.queue.empty() or len(batch) >= BATCH_MAX:
+                    break
+                item = self.queue.get_nowait()
             try:
-                await self.ws.send_json(message)
+                if len(batch) == 1:
+                    await self.ws.send_json(batch[0])
+                elif batch:
+                    await self.ws.send_json({"type": "batch", "messages": batch})
             except (ConnectionError, RuntimeError):
                 return
-            if message.get("type") == "bye":
-                await self.ws.close()
+            if code is not None or any(m.get("type") == "bye" for m in batch):
+                await self.ws.close(code=code or 1000)
                 return
-
-    def handle(self, text: str) -> None:
-        ref = None
-        try:
-            message, ref = parse_client_message(text, self.max_bytes)
-            self.dispatch(message, ref)
-        except ProtocolError as exc:
-            self.send(exc.reply())
-        except Exception:  # a bug must cost one request, not the session
-            log.exception("internal error handling a client message")
-            self.send(
-                ProtocolError("internal-error", "the server failed to handle this request",
-                              ref).reply()
-            )
-
-    def dispatch(self, message: Any, ref: Any) -> None:
-        def reply(body: dict[str, Any]) -> None:
-            if ref is not None:
-                body["ref"] = ref
-            self.send(body)
-
-        if isinstance(message, Ping):
-            reply({"type": "pong"})
-        elif isinstance(message, Join):
-            if self.participant is not None:
-                raise ProtocolError("already-joined", "this session already joined a room", ref)
-            participant = Participant(
-                new_participant_id(),
-                message.name or "Guest",
-                message.audio_muted,
-                message.video_muted,
-                self.send,
-                self.disconnect,
-            )
-            room = self.rooms.join(message.room, participant)
-            self.participant = participant
-            others = [p.public() for p in room.participants.values() if p is not participant]
-            reply(
-                {
-                    "type": "welcome",
-                    "room": room.name,
-                    "participant": participant.id,
-                    "participants": others,
-                    "slots": self.slots,
-                }
-            )
-        elif isinstance(message, Offer):
-            participant = self._require_joined(ref)
-            if self.offered:
-                raise ProtocolError("already-offered", "this session already sent its offer", ref)
-            try:
-                allocation = self.focus.offer(participant.room, participant.id, message.sdp)
-            except FocusError as exc:
-                raise ProtocolError(exc.code, exc.message, ref) from exc
-            self.offered = True
-            participant.has_media = True
-            reply(
-                {
-                    "type": "answer",
-                    "sdp": allocation.answer,
-                    "endpoint": allocation.endpoint_id,
-                    "bridgeChannel": allocation.channel_path,
-                }
-            )
-        elif isinstance(message, Mute):
-            participant = self._require_joined(ref)
-            if message.audio_muted is not None:
-                participant.audio_muted = message.audio_muted
-            if message.video_muted is not None:
-                participant.video_muted = message.video_muted
-            self.rooms.update(participant)
-        elif isinstance(message, Leave):
-            self.close("left")
-            self.send({"type": "bye"})
-
-    def disconnect(self) -> None:
-        self.queue.put_nowait(None)
-
-    def _require_joined(self, ref: Any) -> Participant:
-        if self.participant is None:
-            raise ProtocolError("not-joined", "send 'join' first", ref)
-        return self.participant
-
-    def close(self, reason: str) -> None:
-        """Leave the room and release media; idempotent."""
-        participant = self.participant
-        if participant is None:
-            return
-        self.participant = None
-        self.focus.leave(participant.room, participant.id)
-        self.rooms.leave(participant, reason)
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
-    settings = request.app[SETTINGS_KEY]
-    ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=HARD_FRAME_LIMIT)
+    hub = request.app[HUB_KEY]
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
-    session = Session(
-        ws,
-        request.app[ROOMS_KEY],
-        request.app[FOCUS_KEY],
-        slots=settings["slots"],
-        max_bytes=settings["max_bytes"],
-    )
-    writer = asyncio.create_task(session.writer())
+    outlet = Outlet(ws)
+    session = Session(hub, request.remote or "unknown", outlet.send, outlet.close)
+    writer = asyncio.create_task(outlet.run())
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -224,9 +137,14 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                 )
             elif msg.type == WSMsgType.ERROR:
                 break
+            if outlet.closing:
+                break
     finally:
-        session.close("disconnected")
-        session.queue.put_nowait(None)
+        if outlet.closing or ws.close_code in CLEAN_CLOSE:
+            session.close("disconnected")  # the client (or we) closed on purpose
+        else:
+            session.drop()  # no close frame: keep the participant for the resume grace
+        outlet.close(1000)
         try:
             await asyncio.wait_for(writer, timeout=2.0)
         except (TimeoutError, asyncio.CancelledError):
@@ -234,30 +152,38 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def media_lost(rooms: Rooms) -> Any:
+def media_lost(rooms: Rooms) -> Callable[[str, str, str], None]:
     """Focus callback: the bridge lost a participant's media (e.g. ICE consent expired)."""
 
     def callback(room: str, participant_id: str, reason: str) -> None:
         participant = rooms.find(room, participant_id)
         if participant is None:
             return
-        participant.outbox(
-            {"type": "error", "code": reason, "message": "media connection lost"}
-        )
+        participant.outbox({"type": "error", "code": reason, "message": "media connection lost"})
+        disconnect = participant.disconnect
         rooms.leave(participant, reason)
-        participant.disconnect()
+        disconnect()
 
     return callback
 
 
-def add_routes(app: web.Application, rooms: Rooms, focus: Focus, *, slots: int,
-               max_bytes: int) -> None:
-    app[ROOMS_KEY] = rooms
-    app[FOCUS_KEY] = focus
-    app[SETTINGS_KEY] = {"slots": slots, "max_bytes": max_bytes}
+def add_routes(
+    app: web.Application,
+    focus: Focus,
+    *,
+    slots: int,
+    limits: Limits,
+    tokens: TokenVerifier,
+) -> Hub:
+    rooms = Rooms(chat_history=limits.chat_history)
+    def loop_call_later(delay: float, fn: Callable[[], None]) -> Any:
+        return (asyncio.get_running_loop().call_later(delay, fn))
+    hub = Hub(rooms, focus, limits, tokens, slots, loop_call_later)
+    app[HUB_KEY] = hub
     focus.on_media_lost = media_lost(rooms)
     app.router.add_get("/", index)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/about/health", health)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.router.add_get("/{room}", room_page)
+    return hub
