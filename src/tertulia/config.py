@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tertulia.signal.limits import Limits
-from tertulia.signal.tokens import TokenSettings
+from tertulia.signal.tokens import TokenSettings, TokenVerifier
 
 ENV_PREFIX = "TERTULIA_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -162,6 +162,10 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError("resume_grace must not be negative")
     if settings.token_public_key_file and not Path(settings.token_public_key_file).is_file():
         raise ConfigError(f"token_public_key_file {settings.token_public_key_file!r} not found")
+    try:
+        TokenVerifier(settings.token_settings())
+    except ValueError as exc:
+        raise ConfigError(f"tokens: {exc}") from exc
     try:
         ipaddress.ip_address(settings.advertised_ip)
     except ValueError as exc:

@@ -34,6 +34,9 @@ def test_config_file_from_env_and_table(tmp_path: Path) -> None:
         ('port = "abc"', "port"),
         ('public_ip = "not-an-ip"', "public_ip"),
         ("port = ", "t.toml"),
+        ('token_secret = "short"', "tokens"),
+        ("max_rooms = 0", "max_rooms"),
+        ('allow_anonymous = "perhaps"', "allow_anonymous"),
     ],
 )
 def test_invalid_settings_are_reported(tmp_path: Path, text: str, needle: str) -> None:
