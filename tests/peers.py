@@ -119,6 +119,10 @@ class Peer:
     present: set[str] = field(default_factory=set)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     answer_sdp: str = ""
+    screen: bool = False  # also offer a screen share (sendonly) and a screen slot (recvonly)
+    screen_frames: int = 0
+    screen_size: tuple[int, int] | None = None
+    screen_occupant: str | None = None
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _next_id: int = 0
 
@@ -144,8 +148,12 @@ class Peer:
         self.pc = RTCPeerConnection(config)
         self.pc.addTransceiver(ToneTrack(self.frequency), direction="sendonly")
         self.pc.addTransceiver(PatternTrack(self.shade), direction="sendonly")
+        if self.screen:
+            self.pc.addTransceiver(PatternTrack(250, 320, 180, 5), direction="sendonly")
         for _ in range(self.slots):
             self.pc.addTransceiver("audio", direction="recvonly")
+            self.pc.addTransceiver("video", direction="recvonly")
+        if self.screen:
             self.pc.addTransceiver("video", direction="recvonly")
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
@@ -160,6 +168,21 @@ class Peer:
         for i in range(self.slots):
             self.counters[i] = SlotCounter()
             self._tasks.append(asyncio.create_task(self._consume(i, transceivers)))
+        if self.screen:
+            self._tasks.append(asyncio.create_task(self._consume_screen(transceivers[-1])))
+
+    async def _consume_screen(self, transceiver: RTCRtpTransceiver) -> None:
+        try:
+            while True:
+                frame = await transceiver.receiver.track.recv()
+                self.screen_frames += 1
+                self.screen_size = (frame.width, frame.height)
+        except Exception:
+            return
+
+    async def share_screen(self, active: bool) -> None:
+        assert self.channel is not None
+        await self.channel.send_json({"type": "sharing", "screen": active})
 
     async def _read_signal(self) -> None:
         assert self.ws is not None
@@ -192,10 +215,12 @@ class Peer:
             self.bytes_received += len(msg.data)
             if data["type"] == "slots":
                 self.slot_map = [s["participant"] for s in data["slots"]]
+                self.screen_occupant = data.get("screen")
 
     async def _consume(self, slot: int, transceivers: list[RTCRtpTransceiver]) -> None:
-        audio = transceivers[2 + 2 * slot].receiver.track
-        video = transceivers[3 + 2 * slot].receiver.track
+        base = 3 if self.screen else 2
+        audio = transceivers[base + 2 * slot].receiver.track
+        video = transceivers[base + 1 + 2 * slot].receiver.track
         counter = self.counters[slot]
 
         async def audio_loop() -> None:

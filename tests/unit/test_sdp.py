@@ -97,6 +97,8 @@ def sources(negotiation: Negotiation) -> dict[str, SlotSource]:
     for i, (audio, video) in enumerate(negotiation.slots):
         out[audio.mid] = SlotSource(1000 + i, f"cname-{i}", f"slot-{i}", f"slot-{i}-audio")
         out[video.mid] = SlotSource(2000 + i, f"cname-{i}", f"slot-{i}", f"slot-{i}-video")
+    if negotiation.screen_slot is not None:
+        out[negotiation.screen_slot.mid] = SlotSource(3000, "cname-s", "screen", "screen-video")
     return out
 
 
@@ -276,8 +278,9 @@ def test_negotiate_chrome_simulcast_offer() -> None:
     assert video.rtcp_fb == ("nack", "nack pli", "ccm fir")
     assert video.extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11}
     assert video.rids == ("l", "m", "h") and video.ssrcs == ()
-    # mid 2 is a recvonly video with no recvonly audio before it: not a slot.
-    assert negotiation.slots == () and negotiation.rejected == (2,)
+    # mid 2 is a recvonly video with no recvonly audio before it: the screen slot.
+    assert negotiation.slots == () and negotiation.rejected == ()
+    assert negotiation.screen_slot is not None and negotiation.screen_slot.mid == "2"
 
 
 def test_negotiate_chrome_offer_with_slots_and_cap() -> None:
@@ -376,9 +379,11 @@ def test_negotiate_unpaired_recvonly_and_extra_mlines() -> None:
     offer = parse_offer(join(session, media))
     negotiation = negotiate(offer, max_slots=9)
     assert [(a.mid, v.mid) for a, v in negotiation.slots] == [("6", "3")]
-    # 2: recvonly audio followed by audio; 5: recvonly video without audio; 6: second camera;
-    # 7: application.
-    assert negotiation.rejected == (2, 5, 6, 7)
+    # 2: recvonly audio followed by audio; 5: recvonly video without audio: the screen slot;
+    # 6: a second sending video: the screen share; 7: application.
+    assert negotiation.rejected == (2, 7)
+    assert negotiation.screen_slot is not None and negotiation.screen_slot.mid == "5"
+    assert negotiation.screen is not None and negotiation.screen.mid == "7"
     answer = build_answer(offer, negotiation, LOCAL, sources(negotiation), session_id=1)
     assert (
         "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:9\r\n"
@@ -391,7 +396,10 @@ def test_negotiate_rejects_mlines_outside_bundle_or_without_rtcp_mux() -> None:
     session = ["a=group:BUNDLE 0 2 3 4 5" if s.startswith("a=group") else s for s in session]
     media[2] = [line for line in media[2] if line != "a=rtcp-mux"]
     negotiation = negotiate(parse_offer(join(session, media)), max_slots=9)
-    assert negotiation.video is None and negotiation.rejected == (1, 2, 3)
+    # 1 outside the BUNDLE group, 2 without rtcp-mux; 3, a recvonly video left without its
+    # audio, is taken as the screen slot.
+    assert negotiation.video is None and negotiation.rejected == (1, 2)
+    assert negotiation.screen_slot is not None and negotiation.screen_slot.mid == "3"
     assert [(a.mid, v.mid) for a, v in negotiation.slots] == [("4", "5")]
 
 
@@ -497,16 +505,11 @@ def test_answer_for_chrome_offer() -> None:
     assert parsed.media[3].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
 
 
-def test_answer_rejected_mlines_and_chrome_lonely_recvonly() -> None:
+def test_answer_rejected_mlines_and_chrome_lonely_recvonly_as_screen_slot() -> None:
     offer, answer = answer_for(read(CHROME))
-    assert "a=group:BUNDLE 0 1\r\n" in answer
+    assert "a=group:BUNDLE 0 1 2\r\n" in answer
     _, media = blocks(answer)
-    assert media[2] == [
-        "m=video 0 UDP/TLS/RTP/SAVPF 96",
-        "c=IN IP4 0.0.0.0",
-        "a=mid:2",
-        "a=inactive",
-    ]
+    assert "a=sendonly" in media[2] and "a=ssrc:3000 msid:screen screen-video" in media[2]
     offer, answer = answer_for(chrome_offer_with_slots(2), max_slots=1)
     parsed = parse_answer(answer)
     assert parsed.bundle == ("0", "1", "2", "3")

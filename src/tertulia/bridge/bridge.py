@@ -206,6 +206,14 @@ class Bridge:
             conference.request_keyframe(endpoint, self.clock())  # receivers restart on a keyframe
         return True
 
+    def set_sharing(self, conference_id: str, endpoint_id: str, active: bool) -> bool:
+        conference = self.conferences.get(conference_id)
+        endpoint = conference.endpoints.get(endpoint_id) if conference else None
+        if conference is None or endpoint is None or "screen" not in endpoint.sending:
+            return False
+        conference.set_sharing(endpoint, active, self.clock())
+        return True
+
     def find_endpoint(self, conference_id: str, endpoint_id: str) -> Endpoint | None:
         conference = self.conferences.get(conference_id)
         return conference.endpoints.get(endpoint_id) if conference else None

@@ -57,7 +57,9 @@ async def channel_handler(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            reply = handle_client_message(msg.data)
+            reply, sharing = handle_client_message(msg.data)
+            if sharing is not None:
+                bridge.set_sharing(conference_id, endpoint_id, sharing)
             if reply is not None:
                 listener(reply)
     finally:
@@ -67,18 +69,24 @@ async def channel_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def handle_client_message(text: str) -> dict[str, Any] | None:
-    """Pure: the bridge's answer to one client message on the channel."""
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
+def handle_client_message(text: str) -> tuple[dict[str, Any] | None, bool | None]:
+    """Pure: the bridge's reply to one client message, and a new screen-sharing state."""
     try:
         message = json.loads(text)
     except ValueError:
-        return {"type": "error", "code": "bad-json", "message": "not valid JSON"}
+        return _error("bad-json", "not valid JSON"), None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-        return {"type": "error", "code": "bad-message", "message": "expected an object with 'type'"}
-    if message["type"] == "ping":
-        return {"type": "pong"}
-    return {
-        "type": "error",
-        "code": "bad-message",
-        "message": f"unknown message type {message['type']!r}",
-    }
+        return _error("bad-message", "expected an object with 'type'"), None
+    kind = message["type"]
+    if kind == "ping":
+        return {"type": "pong"}, None
+    if kind == "sharing":
+        active = message.get("screen")
+        if not isinstance(active, bool):
+            return _error("bad-message", "field 'screen' must be a boolean"), None
+        return None, active
+    return _error("bad-message", f"unknown message type {kind[:40]!r}"), None

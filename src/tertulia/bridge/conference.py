@@ -40,8 +40,10 @@ class Conference:
         self.id = conference_id
         self.endpoints: dict[str, Endpoint] = {}
         self.bridge_ssrc = bridge_ssrc or random.randrange(1, 1 << 32)
-        # sender id -> kind -> list of (receiver, slot stream) currently showing that sender
+        # sender id -> role -> list of (receiver, slot stream) currently showing that sender
         self._fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
+        # endpoints sharing their screen, the most recent last: the screen slots show it
+        self.sharers: list[str] = []
 
     # -- membership and slots ------------------------------------------------------------
 
@@ -56,8 +58,21 @@ class Conference:
         for pair in endpoint.slots:
             for stream in pair:
                 stream.detach()
+        if endpoint_id in self.sharers:
+            self.sharers.remove(endpoint_id)
         self.assign_slots()
         return endpoint
+
+    def set_sharing(self, endpoint: Endpoint, active: bool, now: float) -> None:
+        """The client turned its screen share on or off (bridge channel `sharing`)."""
+        endpoint.sharing = active
+        if endpoint.id in self.sharers:
+            self.sharers.remove(endpoint.id)
+        if active:
+            self.sharers.append(endpoint.id)
+        self.assign_slots()
+        if active:
+            self.request_keyframe(endpoint, now, "screen")
 
     def assign_slots(self) -> None:
         """Give every sender a slot at every receiver, keeping existing places stable.
@@ -83,31 +98,40 @@ class Conference:
                 seated.add(eid)
             receiver.occupants = occupants
             for index, occupant in enumerate(occupants):
-                for stream in receiver.slots[index]:
-                    self._attach(stream, occupant)
-            if occupants != before:
+                audio, video = receiver.slots[index]
+                self._attach(audio, occupant, "audio")
+                self._attach(video, occupant, "video")
+            screen_before = receiver.screen_occupant
+            sharer = next((e for e in reversed(self.sharers) if e != receiver.id), None)
+            receiver.screen_occupant = sharer if receiver.screen_slot is not None else None
+            if receiver.screen_slot is not None:
+                self._attach(receiver.screen_slot, sharer, "screen")
+            if occupants != before or receiver.screen_occupant != screen_before:
                 receiver.notify(receiver.slots_message())
         self._rebuild_fanout()
 
-    def _attach(self, stream: SlotStream, occupant: str | None) -> None:
+    def _attach(self, stream: SlotStream, occupant: str | None, role: str) -> None:
         sender = self.endpoints.get(occupant) if occupant else None
-        media = sender.sending.get(stream.kind) if sender else None
+        media = sender.sending.get(role) if sender else None
         if sender is None or media is None or media.current_ssrc is None:
             stream.detach()
             return
         stream.attach(sender.id, media.current_ssrc, media.extmap)
+        stream.role = role
 
     def _rebuild_fanout(self) -> None:
         fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
         for receiver in self.endpoints.values():
-            for pair in receiver.slots:
-                for stream in pair:
-                    if stream.source is None:
-                        continue
-                    sender_id = stream.source[0]
-                    fanout.setdefault(sender_id, {}).setdefault(stream.kind, []).append(
-                        (receiver, stream)
-                    )
+            streams = [stream for pair in receiver.slots for stream in pair]
+            if receiver.screen_slot is not None:
+                streams.append(receiver.screen_slot)
+            for stream in streams:
+                if stream.source is None:
+                    continue
+                sender_id = stream.source[0]
+                fanout.setdefault(sender_id, {}).setdefault(stream.role, []).append(
+                    (receiver, stream)
+                )
         self._fanout = fanout
 
     def on_connected(self, endpoint: Endpoint, now: float) -> None:
@@ -116,29 +140,27 @@ class Conference:
             sender = self.endpoints.get(occupant) if occupant else None
             if sender is not None:
                 self.request_keyframe(sender, now)
+        sharer = self.endpoints.get(endpoint.screen_occupant or "")
+        if sharer is not None:
+            self.request_keyframe(sharer, now, "screen")
 
     # -- RTP ------------------------------------------------------------------------------
 
     def on_rtp(self, sender: Endpoint, plain: bytes, now: float) -> None:
         _marker, pt, seq, ts, ssrc = header_fields(plain)
-        kind = sender.kind_by_pt.get(pt)
-        if kind is None:
-            sender.stats.drop("unknown-payload-type")
+        extensions = parse_extensions(plain)
+        media = sender.media_by_ssrc.get(ssrc) or sender.identify(ssrc, pt, extensions)
+        if media is None or media.payload_type != pt:
+            sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
-        media = sender.sending[kind]
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return
         if media.current_ssrc != ssrc:
-            if media.current_ssrc is not None and ssrc in media.declared_ssrcs[1:]:
-                # e.g. an RTX or secondary SSRC we did not negotiate: not a new source.
-                sender.stats.drop("secondary-ssrc")
-                return
             self._new_source(sender, media, ssrc, now)
-        subscribers = self._fanout.get(sender.id, {}).get(kind)
+        subscribers = self._fanout.get(sender.id, {}).get(media.role)
         if not subscribers:
             return
-        extensions = parse_extensions(plain)
         payload = plain[payload_offset(plain) :]
         for receiver, stream in subscribers:
             if not receiver.connected:
@@ -149,25 +171,20 @@ class Conference:
                     stream.waiting_for_keyframe
                     and now - media.last_keyframe_request > KEYFRAME_RETRY
                 ):
-                    self.request_keyframe(sender, now)
+                    self.request_keyframe(sender, now, media.role)
                 continue
             receiver.send_rtp(forwarded.packet, stream, forwarded.seq, now)
 
     def _new_source(self, sender: Endpoint, media: SendingMedia, ssrc: int, now: float) -> None:
-        log.debug("endpoint %s %s source is now ssrc %d", sender.id, media.kind, ssrc)
+        log.debug("endpoint %s %s source is now ssrc %d", sender.id, media.role, ssrc)
         media.current_ssrc = ssrc
-        for receiver in self.endpoints.values():
-            for index, occupant in enumerate(receiver.occupants):
-                if occupant == sender.id:
-                    stream = receiver.slots[index][0 if media.kind == "audio" else 1]
-                    self._attach(stream, occupant)
-        self._rebuild_fanout()
+        self.assign_slots()  # re-attaches every slot stream showing this sender
         if media.kind == "video":
-            self.request_keyframe(sender, now)
+            self.request_keyframe(sender, now, media.role)
 
-    def request_keyframe(self, sender: Endpoint, now: float) -> bool:
-        """Send a PLI (RFC 4585 §6.3.1) to ``sender`` for its video, throttled."""
-        media = sender.sending.get("video")
+    def request_keyframe(self, sender: Endpoint, now: float, role: str = "video") -> bool:
+        """Send a PLI (RFC 4585 §6.3.1) to ``sender`` for its camera or screen, throttled."""
+        media = sender.sending.get(role)
         if media is None or media.current_ssrc is None or not sender.connected:
             return False
         if now - media.last_keyframe_request < KEYFRAME_MIN_INTERVAL:
@@ -207,7 +224,7 @@ class Conference:
             return
         sender = self.endpoints.get(stream.source[0])
         if sender is not None:
-            self.request_keyframe(sender, now)
+            self.request_keyframe(sender, now, stream.role)
 
     def _forward_sender_report(self, sender: Endpoint, report: SenderReport) -> None:
         """Regenerate the sender's SR for each receiver, in that receiver's stream terms.
@@ -216,13 +233,10 @@ class Conference:
         and video of one participant; the RTP timestamp is shifted by the slot's offset and
         the counts are the slot stream's own.
         """
-        kind = None
-        for media in sender.sending.values():
-            if media.current_ssrc == report.ssrc:
-                kind = media.kind
-        if kind is None:
+        media = sender.media_by_ssrc.get(report.ssrc)
+        if media is None or media.current_ssrc != report.ssrc:
             return
-        for receiver, stream in self._fanout.get(sender.id, {}).get(kind, []):
+        for receiver, stream in self._fanout.get(sender.id, {}).get(media.role, []):
             if not stream.started or not receiver.connected:
                 continue
             sr = SenderReport(

@@ -19,7 +19,7 @@ from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
 from tertulia.bridge.transport.ice import IceCredentials
 from tertulia.bridge.transport.srtp import SrtpPair
-from tertulia.protocol.sdp import NegotiatedMedia, Negotiation, SlotSource
+from tertulia.protocol.sdp import EXT_MID, NegotiatedMedia, Negotiation, SlotSource
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,11 @@ Transmit = Callable[[bytes, Address], None]
 
 @dataclass(slots=True)
 class SendingMedia:
-    """What the endpoint sends of one kind: negotiated parameters and its current SSRC."""
+    """One thing the endpoint sends (mic, camera or screen): parameters and current SSRC."""
 
-    kind: str
+    role: str  # "audio" | "video" (camera) | "screen"
+    kind: str  # "audio" | "video"
+    mid: str
     payload_type: int
     extmap: dict[str, int]
     declared_ssrcs: tuple[int, ...]
@@ -109,14 +111,25 @@ class Endpoint:
         self.channel_listeners: list[Callable[[dict[str, Any]], None]] = []
 
         self.sending: dict[str, SendingMedia] = {}
-        self.kind_by_pt: dict[int, str] = {}
-        for media in (negotiation.audio, negotiation.video):
+        self.media_by_ssrc: dict[int, SendingMedia] = {}
+        for role, media in (
+            ("audio", negotiation.audio),
+            ("video", negotiation.video),
+            ("screen", negotiation.screen),
+        ):
             if media is None:
                 continue
-            self.sending[media.kind] = SendingMedia(
-                media.kind, media.payload_type, dict(media.extmaps), media.ssrcs
+            sending = SendingMedia(
+                role, media.kind, media.mid, media.payload_type, dict(media.extmaps), media.ssrcs
             )
-            self.kind_by_pt[media.payload_type] = media.kind
+            self.sending[role] = sending
+            for ssrc in media.ssrcs[:1]:  # the first is the media SSRC (RFC 5576 §4.2)
+                self.media_by_ssrc[ssrc] = sending
+        self.by_mid = {m.mid: m for m in self.sending.values()}
+        self._mid_ext_ids = {
+            m.extmap[EXT_MID] for m in self.sending.values() if EXT_MID in m.extmap
+        }
+        self.sharing = False  # the client says its screen share is on
 
         # Receive slots: (audio, video) stream pairs, and who occupies each.
         self.slots: list[tuple[SlotStream, SlotStream]] = []
@@ -129,10 +142,36 @@ class Endpoint:
                 )
             )
         self.occupants: list[str | None] = [None] * len(self.slots)
+        self.screen_slot: SlotStream | None = None
+        if negotiation.screen_slot is not None:
+            self.screen_slot = _slot_stream(
+                "video", negotiation.screen_slot, -1, f"screen-{secrets.token_hex(4)}",
+                history_age,
+            )
+        self.screen_occupant: str | None = None
         self.stream_by_ssrc: dict[int, SlotStream] = {}
         for pair in self.slots:
             for stream in pair:
                 self.stream_by_ssrc[stream.ssrc] = stream
+        if self.screen_slot is not None:
+            self.stream_by_ssrc[self.screen_slot.ssrc] = self.screen_slot
+
+    def identify(
+        self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
+    ) -> SendingMedia | None:
+        """Which sending media a new SSRC belongs to: by its mid header extension (RFC 8843
+        §9.2), else by payload type when only one sending media uses it."""
+        for ext_id, value in extensions:
+            if ext_id in self._mid_ext_ids:
+                media = self.by_mid.get(value.decode(errors="replace"))
+                if media is not None and media.payload_type == pt:
+                    self.media_by_ssrc[ssrc] = media
+                    return media
+        candidates = [m for m in self.sending.values() if m.payload_type == pt]
+        if len(candidates) == 1:  # camera and screen share a payload type: then mid decides
+            self.media_by_ssrc[ssrc] = candidates[0]
+            return candidates[0]
+        return None
 
     # -- negotiation helpers -------------------------------------------------------------
 
@@ -143,6 +182,9 @@ class Endpoint:
             stream_id = f"slot-{i}"
             out[audio.mid] = SlotSource(audio.ssrc, audio.cname, stream_id, f"slot-{i}-audio")
             out[video.mid] = SlotSource(video.ssrc, video.cname, stream_id, f"slot-{i}-video")
+        if self.screen_slot is not None:
+            screen = self.screen_slot
+            out[screen.mid] = SlotSource(screen.ssrc, screen.cname, "screen", "screen-video")
         return out
 
     # -- transport -----------------------------------------------------------------------
@@ -216,6 +258,7 @@ class Endpoint:
         return {
             "type": "slots",
             "slots": [{"slot": i, "participant": p} for i, p in enumerate(self.occupants)],
+            "screen": self.screen_occupant,
         }
 
     def notify(self, message: dict[str, Any]) -> None:

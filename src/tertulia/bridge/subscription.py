@@ -67,6 +67,7 @@ class SlotStream:
     mid: str
     cname: str
     history: PacketHistory = field(default_factory=PacketHistory)
+    role: str = ""  # set on attach: which sending media of the source ("audio"/"video"/"screen")
     # Current source, by (sender endpoint id, sender ssrc); None when the slot is empty.
     source: tuple[str, int] | None = None
     ext: ExtensionMap | None = None

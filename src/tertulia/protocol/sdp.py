@@ -127,6 +127,8 @@ class Negotiation:
     video: NegotiatedMedia | None  # the client's camera
     slots: tuple[tuple[NegotiatedMedia, NegotiatedMedia], ...]  # (audio, video) per receive slot
     rejected: tuple[int, ...]  # m-line indexes answered with port 0
+    screen: NegotiatedMedia | None = None  # the client's screen share (a second sending video)
+    screen_slot: NegotiatedMedia | None = None  # where the client receives others' screens
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,8 +348,9 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
     """Decide which m-lines the bridge accepts (JSEP, RFC 8829 §5.3.1) and with what.
 
     The first sending (sendonly/sendrecv) audio and video m-lines are the client's microphone
-    and camera; a recvonly audio m-line directly followed by a recvonly video m-line is a
-    receive slot, up to ``max_slots``. Everything else is rejected.
+    and camera, a second sending video m-line is its screen share; a recvonly audio m-line
+    directly followed by a recvonly video m-line is a receive slot, up to ``max_slots``; one
+    recvonly video m-line on its own is the screen slot. Everything else is rejected.
     """
     if offer.ice_lite:  # lite peers never send the checks the bridge learns addresses from
         raise SdpError("the offer is ICE-lite; the bridge is ICE-lite too (RFC 8445 §6.2)")
@@ -355,6 +358,7 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
         raise SdpError(f"no sha-256 a=fingerprint (got {offer.fingerprint_algorithm})")
     sending: dict[str, NegotiatedMedia | None] = {}
     slots: list[tuple[NegotiatedMedia, NegotiatedMedia]] = []
+    screen_slot: NegotiatedMedia | None = None
     rejected: list[int] = []
     reasons: list[str] = []
 
@@ -368,15 +372,25 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
         why = _problem(m, offer.bundle)
         nxt = media[i + 1] if i + 1 < len(media) else None
         if why is None and m.direction in _SENDING:
-            if m.kind in sending:
-                why = f"a second sending {m.kind} m-line"
+            role = "screen" if m.kind == "video" and "video" in sending else m.kind
+            if role in sending:
+                why = f"a second sending {m.kind} m-line" + (" after the screen share" * (
+                    role == "screen"))
             else:
                 result = _accept(m, _SEND_EXTS[m.kind])
-                sending[m.kind] = None if isinstance(result, str) else result
+                sending[role] = None if isinstance(result, str) else result
                 why = result if isinstance(result, str) else None
         elif why is None and m.direction == "recvonly":
             if m.kind == "video":
-                why = "recvonly video without a recvonly audio m-line before it"
+                if screen_slot is None:
+                    result = _accept(m, _SLOT_EXTS["video"])
+                    if isinstance(result, NegotiatedMedia):
+                        screen_slot = result
+                        i += 1
+                        continue
+                    why = result
+                else:
+                    why = "a second screen slot (recvonly video without audio before it)"
             elif (
                 nxt is None
                 or (nxt.kind, nxt.direction) != ("video", "recvonly")
@@ -406,7 +420,8 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
     audio_media, video_media = sending.get("audio"), sending.get("video")
     if audio_media is None and video_media is None and not slots:
         raise SdpError("no usable m-line: " + "; ".join(reasons))
-    return Negotiation(audio_media, video_media, tuple(slots), tuple(rejected))
+    return Negotiation(audio_media, video_media, tuple(slots), tuple(rejected),
+                       screen=sending.get("screen"), screen_slot=screen_slot)
 
 
 # -- answer ------------------------------------------------------------------------------------
@@ -440,12 +455,14 @@ def build_answer(
     """
     ip_type = "IP6" if ipaddress.ip_address(local.ip).version == 6 else "IP4"
     accepted: dict[str, tuple[NegotiatedMedia, str]] = {}
-    for sent in (negotiation.audio, negotiation.video):
+    for sent in (negotiation.audio, negotiation.video, negotiation.screen):
         if sent is not None:
             accepted[sent.mid] = (sent, "recvonly")
     for pair in negotiation.slots:
         for slot_media in pair:
             accepted[slot_media.mid] = (slot_media, "sendonly")
+    if negotiation.screen_slot is not None:
+        accepted[negotiation.screen_slot.mid] = (negotiation.screen_slot, "sendonly")
     rejected = set(negotiation.rejected)
     bundle = [m.mid for m in offer.media if m.mid in accepted and m.index not in rejected]
     if not bundle:
