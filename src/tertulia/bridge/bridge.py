@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tertulia.bridge.conference import Conference
+from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
@@ -205,6 +206,25 @@ class Bridge:
         if not blocked and kind == "video" and endpoint is not None and conference is not None:
             conference.request_keyframe(endpoint, self.clock())  # receivers restart on a keyframe
         return True
+
+    def channel_action(
+        self, conference_id: str, endpoint_id: str, action: tuple[str, Any]
+    ) -> dict[str, Any] | None:
+        """Carry out a bridge-channel request; returns an error reply, if any."""
+        conference = self.conferences.get(conference_id)
+        endpoint = conference.endpoints.get(endpoint_id) if conference else None
+        if conference is None or endpoint is None:
+            return None
+        kind, value = action
+        if kind == "sharing":
+            self.set_sharing(conference_id, endpoint_id, bool(value))
+        elif kind == "constraints":
+            try:
+                endpoint.constraints = parse_constraints(value, endpoint.constraints)
+            except ConstraintsError as exc:
+                return {"type": "error", "code": "bad-message", "message": str(exc)}
+            conference.update_video_selection(endpoint, self.clock())
+        return None
 
     def set_sharing(self, conference_id: str, endpoint_id: str, active: bool) -> bool:
         conference = self.conferences.get(conference_id)

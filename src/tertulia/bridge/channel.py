@@ -57,9 +57,9 @@ async def channel_handler(request: web.Request) -> web.StreamResponse:
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
                 continue
-            reply, sharing = handle_client_message(msg.data)
-            if sharing is not None:
-                bridge.set_sharing(conference_id, endpoint_id, sharing)
+            reply, action = handle_client_message(msg.data)
+            if action is not None:
+                reply = bridge.channel_action(conference_id, endpoint_id, action) or reply
             if reply is not None:
                 listener(reply)
     finally:
@@ -73,8 +73,11 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message}
 
 
-def handle_client_message(text: str) -> tuple[dict[str, Any] | None, bool | None]:
-    """Pure: the bridge's reply to one client message, and a new screen-sharing state."""
+Action = tuple[str, Any]  # ("sharing", bool) | ("constraints", dict)
+
+
+def handle_client_message(text: str) -> tuple[dict[str, Any] | None, Action | None]:
+    """Pure: the bridge's reply to one client message, and what the bridge should do."""
     try:
         message = json.loads(text)
     except ValueError:
@@ -88,5 +91,7 @@ def handle_client_message(text: str) -> tuple[dict[str, Any] | None, bool | None
         active = message.get("screen")
         if not isinstance(active, bool):
             return _error("bad-message", "field 'screen' must be a boolean"), None
-        return None, active
+        return None, ("sharing", active)
+    if kind == "constraints":
+        return None, ("constraints", message)
     return _error("bad-message", f"unknown message type {kind[:40]!r}"), None

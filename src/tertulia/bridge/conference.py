@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 
+from tertulia.bridge.constraints import videos_to_forward
 from tertulia.bridge.endpoint import Endpoint, SendingMedia
 from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
 from tertulia.bridge.rtp.rtcp import (
@@ -109,6 +110,32 @@ class Conference:
             if occupants != before or receiver.screen_occupant != screen_before:
                 receiver.notify(receiver.slots_message())
         self._rebuild_fanout()
+        for receiver in self.endpoints.values():
+            self.update_video_selection(receiver, None)
+
+    def speaking_order(self) -> list[str]:
+        """Senders, most relevant first (join order until speaker detection ranks them)."""
+        return list(self.endpoints)
+
+    def update_video_selection(self, receiver: Endpoint, now: float | None) -> None:
+        """Recompute which camera videos ``receiver`` gets from its constraints (last-N, max
+        height 0 for hidden tiles); a video that comes back restarts on a keyframe."""
+        seated = {o for o in receiver.occupants if o is not None}
+        order = [e for e in self.speaking_order() if e in seated]
+        chosen = videos_to_forward(receiver.constraints, order)
+        if chosen == receiver.videos:
+            return
+        for index, occupant in enumerate(receiver.occupants):
+            if occupant is None:
+                continue
+            was, now_in = occupant in receiver.videos, occupant in chosen
+            if was != now_in:
+                receiver.slots[index][1].started = False  # resume only on a keyframe
+            if now_in and not was and now is not None:
+                sender = self.endpoints.get(occupant)
+                if sender is not None:
+                    self.request_keyframe(sender, now)
+        receiver.videos = chosen
 
     def _attach(self, stream: SlotStream, occupant: str | None, role: str) -> None:
         sender = self.endpoints.get(occupant) if occupant else None
@@ -162,8 +189,9 @@ class Conference:
         if not subscribers:
             return
         payload = plain[payload_offset(plain) :]
+        camera = media.role == "video"
         for receiver, stream in subscribers:
-            if not receiver.connected:
+            if not receiver.connected or (camera and sender.id not in receiver.videos):
                 continue
             forwarded = stream.forward(plain, seq, ts, extensions, payload, now)
             if forwarded is None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
 from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
@@ -130,6 +131,9 @@ class Endpoint:
             m.extmap[EXT_MID] for m in self.sending.values() if EXT_MID in m.extmap
         }
         self.sharing = False  # the client says its screen share is on
+        self.constraints = ReceiverConstraints()
+        # senders whose camera video this endpoint receives (see Conference.update_video_selection)
+        self.videos: set[str] = set()
 
         # Receive slots: (audio, video) stream pairs, and who occupies each.
         self.slots: list[tuple[SlotStream, SlotStream]] = []

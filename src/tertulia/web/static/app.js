@@ -8,15 +8,20 @@ import { renderHome } from './ui/home.js';
 import { renderPrejoin, storedName, storeName } from './ui/prejoin.js';
 import { MeetingView } from './ui/meeting.js';
 import { renderMessage } from './ui/pages.js';
+import { renderPassword, renderLobby } from './ui/entry.js';
 import { showStatus } from './ui/status.js';
 
 const root = document.getElementById('app');
 const fragment = parseFragment(location.hash);
 const config = fragment.config || {};
 const userInfo = fragment.userInfo || {};
+// A JWT as in Jitsi: https://host/room?jwt=…
+const token = new URLSearchParams(location.search).get('jwt') || null;
+const PASSWORD_CODES = new Set(['password-required', 'wrong-password']);
+const PASSWORD_KEY = 'tertulia.password.';
 
 const app = {
-  state: 'init', // home | prejoin | connecting | joined | reconnecting | left | failed | error
+  state: 'init', // home | prejoin | connecting | password | lobby | joined | reconnecting | left | ended | failed | error
   room: null,
   conference: null,
   view: null,
@@ -37,6 +42,13 @@ window.tertulia = Object.defineProperties({}, {
   audioMuted: { enumerable: true, get: () => app.conference?.audioMuted ?? null },
   videoMuted: { enumerable: true, get: () => app.conference?.videoMuted ?? null },
   conference: { enumerable: true, get: () => app.conference },
+  role: { enumerable: true, get: () => app.conference?.role ?? null },
+  roomState: { enumerable: true, get: () => app.conference?.roomState ?? null },
+  hands: { enumerable: true, get: () => app.conference?.hands ?? [] },
+  chat: { enumerable: true, get: () => app.conference?.chat ?? [] },
+  knocks: { enumerable: true, get: () => app.conference?.knocks ?? [] },
+  knock: { enumerable: true, get: () => app.conference?.knock ?? null },
+  handRaised: { enumerable: true, get: () => app.conference?.controls.handRaised ?? false },
   fragment: { enumerable: true, value: fragment },
 });
 
@@ -129,62 +141,162 @@ function cleanName(name) {
   return chars.slice(0, 64).join('') || 'Guest';
 }
 
-async function join({ room, name, audioMuted, videoMuted, stream }) {
+/** The password that last worked for this room (this tab only), or one from the URL fragment. */
+function knownPassword(room) {
+  try {
+    const saved = sessionStorage.getItem(PASSWORD_KEY + room);
+    if (saved) return saved;
+  } catch { /* private mode */ }
+  return typeof config.roomPassword === 'string' && config.roomPassword ? config.roomPassword : null;
+}
+
+function rememberPassword(room, password) {
+  try {
+    if (password) sessionStorage.setItem(PASSWORD_KEY + room, password);
+    else sessionStorage.removeItem(PASSWORD_KEY + room);
+  } catch { /* private mode */ }
+}
+
+async function join({ room, name, audioMuted, videoMuted, stream, password }) {
   app.last = { room, name, audioMuted, videoMuted };
   setState('connecting');
   renderMessage(root, { id: 'connecting-screen', title: 'Joining…', text: room, busy: true });
   const conf = new Conference({
     room, name: cleanName(name), audioMuted, videoMuted, localStream: stream, signalUrl: signalUrl(location),
+    password: password ?? knownPassword(room), token,
   });
   app.conference = conf;
   conf.addEventListener('status', (ev) => showStatus(ev.detail));
   conf.addEventListener('state', (ev) => onConferenceState(conf, ev.detail));
+  conf.addEventListener('room', () => {
+    // A locked room we are in: remember its password for rejoining; unlocked: forget it.
+    if (conf.roomState && !conf.roomState.locked) rememberPassword(conf.room, null);
+  });
+  await attemptJoin(conf, stream);
+}
+
+/** conf.join(), routing refusals to the password screen or an error page. */
+async function attemptJoin(conf, stream, password) {
   try {
-    await conf.join();
+    await conf.join(password === undefined ? {} : { password });
   } catch (err) {
+    if (app.conference !== conf || conf.state === 'left' || err.code === 'cancelled') return;
+    if (PASSWORD_CODES.has(err.code) || (err.code === 'rate-limited' && app.state === 'password')) {
+      showPasswordScreen(err.code, (pw) => attemptJoin(conf, stream, pw), () => {
+        conf.leave();
+        stream.getTracks().forEach((t) => t.stop());
+        navigate('/');
+      });
+      return;
+    }
     stream.getTracks().forEach((t) => t.stop());
-    if (app.conference !== conf) return;
     showJoinError(err);
     return;
   }
   if (app.conference !== conf) return;
+  if (conf.password && conf.roomState.locked) rememberPassword(conf.room, conf.password);
+  enterMeeting(conf);
+}
+
+function showPasswordScreen(code, retry, cancel) {
+  setState('password');
+  showStatus({ text: '' });
+  const screen = renderPassword(root, {
+    room: app.room,
+    code,
+    onSubmit: (pw) => {
+      screen.busy(true);
+      retry(pw);
+    },
+    onCancel: cancel,
+  });
+}
+
+function enterMeeting(conf) {
+  if (app.conference !== conf) return;
   setState('joined');
-  app.view = new MeetingView(root, conf, { onLeave: leave });
+  if (!app.view) app.view = new MeetingView(root, conf, { onLeave: leave, onPasswordSet: (pw) => rememberPassword(conf.room, pw) });
 }
 
 function onConferenceState(conf, state) {
   if (app.conference !== conf) return;
   if (state === 'reconnecting') setState('reconnecting');
-  else if (state === 'joined' && app.view) setState('joined');
-  else if (state === 'failed') {
+  else if (state === 'joined') enterMeeting(conf);
+  else if (state === 'lobby') {
     destroyView();
+    setState('lobby');
+    showStatus({ text: '' });
+    renderLobby(root, {
+      room: conf.room,
+      name: conf.name,
+      onCancel: () => leave({ title: 'You cancelled your request to join' }),
+    });
+  } else if (state === 'ended') {
+    destroyView();
+    showEnded(conf.controls.ended || { code: 'meeting-ended' });
+  } else if (state === 'failed') {
+    destroyView();
+    const code = conf.failure?.code;
+    if (PASSWORD_CODES.has(code)) {
+      // The room got locked while we were away and our fresh join needs the password.
+      showPasswordScreen(code, (pw) => rejoin(pw), () => navigate('/'));
+      return;
+    }
     setState('failed');
+    const lost = !code || code === 'connection-lost' || code === 'unreachable';
     renderMessage(root, {
-      id: 'error-screen', code: 'connection-lost',
-      title: 'Connection to the server lost',
-      text: 'We could not reconnect you to the meeting.',
+      id: 'error-screen', code: code || 'connection-lost',
+      title: lost ? 'Connection to the server lost' : 'Could not rejoin the meeting',
+      text: lost ? 'We could not reconnect you to the meeting.' : conf.failure.message,
       actions: [
-        { id: 'rejoin-button', label: 'Rejoin', primary: true, onclick: rejoin },
+        { id: 'rejoin-button', label: 'Rejoin', primary: true, onclick: () => rejoin() },
         { id: 'home-link', label: 'Back to home', href: '/' },
       ],
     });
   }
 }
 
+function showEnded({ code, byName, message }) {
+  setState('ended');
+  showStatus({ text: '' });
+  const kicked = code === 'kicked';
+  const who = byName || 'A moderator';
+  renderMessage(root, {
+    id: 'error-screen',
+    code,
+    title: kicked ? 'You were removed from the meeting' : 'The meeting has ended',
+    text: kicked
+      ? (message ? `${who} removed you: “${message}”` : `${who} removed you from the meeting.`)
+      : `${who} ended the meeting for everyone.`,
+    actions: [{ id: 'home-link', label: 'Back to home', href: '/', primary: true }],
+  });
+}
+
 function showJoinError(err) {
   setState('error');
   showStatus({ text: '' });
   const unreachable = err.code === 'unreachable';
+  const denied = err.code === 'lobby-denied';
+  let title = 'Could not join the meeting';
+  let text = err.message;
+  if (unreachable) {
+    title = 'Cannot reach the server';
+    text = 'The meeting server is not reachable right now. Check your connection and try again.';
+  } else if (denied) {
+    title = 'You were not let in';
+    text = text ? text[0].toUpperCase() + text.slice(1) + (/[\p{L}\p{N}]$/u.test(text) ? '.' : '') : '';
+  } else if (err.code === 'rate-limited') {
+    text = 'Too many attempts. Wait a minute, then try again.';
+  }
   renderMessage(root, {
     id: 'error-screen',
     code: err.code || 'error',
-    title: unreachable ? 'Cannot reach the server' : 'Could not join the meeting',
-    text: unreachable
-      ? 'The meeting server is not reachable right now. Check your connection and try again.'
-      : err.message,
-    detail: unreachable ? null : `Error code: ${err.code}`,
+    title,
+    text,
+    detail: unreachable || denied ? null : `Error code: ${err.code}`,
     actions: [
-      err.code === 'invalid-room' ? null : { id: 'retry-button', label: 'Try again', primary: true, onclick: rejoin },
+      err.code === 'invalid-room' ? null
+        : { id: 'retry-button', label: denied ? 'Ask again' : 'Try again', primary: true, onclick: () => rejoin() },
       { id: 'home-link', label: 'Back to home', href: '/', primary: err.code === 'invalid-room' },
     ].filter(Boolean),
   });
@@ -195,31 +307,32 @@ function destroyView() {
   app.view = null;
 }
 
-function leave() {
+function leave({ title = 'You left the meeting' } = {}) {
   const conf = app.conference;
   destroyView();
   if (conf) conf.leave();
   setState('left');
   renderMessage(root, {
     id: 'left-screen',
-    title: 'You left the meeting',
+    title,
     text: app.room,
     actions: [
-      { id: 'rejoin-button', label: 'Rejoin', primary: true, onclick: rejoin },
+      { id: 'rejoin-button', label: 'Rejoin', primary: true, onclick: () => rejoin() },
       { id: 'home-link', label: 'Back to home', href: '/' },
     ],
   });
 }
 
-async function rejoin() {
+async function rejoin(password) {
   const last = app.last;
   if (!last) { location.reload(); return; }
   if (app.conference && app.conference.state !== 'left') app.conference.leave();
+  destroyView();
   setState('connecting');
   renderMessage(root, { id: 'connecting-screen', title: 'Joining…', text: last.room, busy: true });
   const media = await openMedia({ audioMuted: last.audioMuted, videoMuted: last.videoMuted });
   if (media.message) showStatus({ text: media.message, level: 'error' });
-  join({ ...last, ...media });
+  join({ ...last, ...media, password });
 }
 
 window.addEventListener('pagehide', () => {

@@ -35,6 +35,8 @@ export class RequestError extends Error {
  *   dispatched as events as well.
  * - every other incoming message is dispatched as a CustomEvent named after its `type`
  *   (detail = the message), plus a generic 'message' event.
+ * - a `batch` ({type:'batch', messages:[…]}) is unpacked: each inner message is handled in
+ *   order exactly as if it had arrived alone (reply matching included).
  * - 'close' (detail {code, reason, wasClean, requested}) when the socket closes.
  */
 class JsonChannel extends EventTarget {
@@ -105,13 +107,34 @@ class JsonChannel extends EventTarget {
       console.warn('tertulia: ignoring non-JSON frame');
       return;
     }
+    this._handle(msg, 0);
+  }
+
+  /** One message, as if received alone; a `batch` is unpacked and each inner one handled in order. */
+  _handle(msg, depth) {
     if (!msg || typeof msg !== 'object' || typeof msg.type !== 'string') return;
+    if (msg.type === 'batch') {
+      if (!Array.isArray(msg.messages) || depth > 4) return;
+      for (const inner of msg.messages) {
+        if (this._closeRequested) return; // a handler closed the channel
+        this._handle(inner, depth + 1);
+      }
+      return;
+    }
     if (msg.ref !== undefined && msg.ref !== null && this._pending.has(msg.ref)) {
       const p = this._pending.get(msg.ref);
       this._pending.delete(msg.ref);
       clearTimeout(p.timer);
-      if (msg.type === 'error') p.reject(new ProtocolError(msg));
-      else p.resolve(msg);
+      if (msg.type === 'error') {
+        p.reject(new ProtocolError(msg));
+      } else {
+        // Synchronous hook: lets the caller apply the reply before the next message of the
+        // same batch is dispatched (a promise continuation would only run after the batch).
+        if (p.onReply) {
+          try { p.onReply(msg); } catch (err) { console.error('tertulia: reply handler failed', err); }
+        }
+        p.resolve(msg);
+      }
       return;
     }
     this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
@@ -133,8 +156,11 @@ class JsonChannel extends EventTarget {
     return true;
   }
 
-  /** Send with a fresh `id`; resolves with the reply carrying that `ref`. */
-  request(msg, { timeout = 15000 } = {}) {
+  /**
+   * Send with a fresh `id`; resolves with the reply carrying that `ref`. `onReply(reply)`, when
+   * given, runs synchronously on a non-error reply, before any later message is dispatched.
+   */
+  request(msg, { timeout = 15000, onReply = null } = {}) {
     const id = this._nextId++;
     return new Promise((resolve, reject) => {
       if (!this.isOpen) {
@@ -144,7 +170,7 @@ class JsonChannel extends EventTarget {
       const timer = setTimeout(() => {
         if (this._pending.delete(id)) reject(new RequestError(`no reply to ${msg.type}`, 'timeout'));
       }, timeout);
-      this._pending.set(id, { resolve, reject, timer });
+      this._pending.set(id, { resolve, reject, timer, onReply });
       this.ws.send(JSON.stringify({ ...msg, id }));
     });
   }
@@ -179,7 +205,7 @@ class JsonChannel extends EventTarget {
   }
 }
 
-/** Signalling channel (/ws): join, presence, mute, the one offer/answer. */
+/** Signalling channel (/ws): join, presence, mute, the one offer/answer, controls, chat. */
 export class SignalClient extends JsonChannel {}
 
 /** Bridge channel (/bridge/ws/{endpoint}?token=T): `slots` mapping. */

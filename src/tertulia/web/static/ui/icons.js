@@ -10,5 +10,13 @@ export const icons = {
   hangup: '<svg viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path fill="currentColor" d="M1.6 13.9c5.7-5.6 15.1-5.6 20.8 0 .4.4.4 1 0 1.4l-2.2 2.2c-.4.4-1 .4-1.4.1-.8-.6-1.7-1.1-2.6-1.5-.4-.2-.6-.5-.6-.9l-.3-2.3a12.6 12.6 0 0 0-6.6 0l-.3 2.3c0 .4-.3.7-.6.9-.9.4-1.8.9-2.6 1.5-.4.3-1 .3-1.4-.1l-2.2-2.2c-.4-.4-.4-1 0-1.4z"/></svg>',
   people: svg('<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0"/><path d="M16 4.6a3.5 3.5 0 0 1 0 6.8M18.5 14a6.5 6.5 0 0 1 3 6"/>'),
   link: svg('<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1"/><path d="M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1"/>'),
+  hand: svg('<path d="M18 11V6.5a1.5 1.5 0 0 0-3 0V11"/><path d="M15 10.5V4.5a1.5 1.5 0 0 0-3 0v6"/><path d="M12 10.5V5.5a1.5 1.5 0 0 0-3 0V13"/><path d="M18 8.5a1.5 1.5 0 0 1 3 0V14a8 8 0 0 1-8 8h-.6a7 7 0 0 1-5.1-2.2L3.7 16.4a1.5 1.5 0 0 1 2.2-2L9 17"/>'),
+  chat: svg('<path d="M21 12a8 8 0 0 1-11.6 7.1L4 20.5l1.4-4.6A8 8 0 1 1 21 12z"/>'),
+  shield: svg('<path d="M12 2.5l8 3v6c0 5-3.4 8.7-8 10-4.6-1.3-8-5-8-10v-6z"/><path d="M9 12l2 2 4-4"/>'),
+  close: svg('<path d="M6 6l12 12M18 6L6 18"/>'),
+  send: svg('<path d="M4 12l16-8-6 16-3-7z"/><path d="M11 13l9-9"/>'),
+  star: svg('<path d="M12 3l2.7 5.6 6.1.8-4.5 4.2 1.1 6-5.4-3-5.4 3 1.1-6L3.2 9.4l6.1-.8z"/>'),
+  userX: svg('<circle cx="9" cy="8" r="3.5"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0"/><path d="M17 8l5 5M22 8l-5 5"/>'),
+  lock: svg('<rect x="5" y="11" width="14" height="10" rx="2"/><path d="M8 11V7a4 4 0 0 1 8 0v4"/>'),
   logo: '<svg viewBox="0 0 48 48" width="48" height="48" aria-hidden="true" focusable="false"><rect x="2" y="8" width="30" height="24" rx="6" fill="#3d7bf7"/><path d="M32 17l12-7v20l-12-7z" fill="#3d7bf7"/><circle cx="13" cy="20" r="4" fill="#fff"/><circle cx="23" cy="20" r="4" fill="#fff" opacity=".75"/><path d="M8 40h22" stroke="#3d7bf7" stroke-width="3" stroke-linecap="round"/></svg>',
 };

@@ -19,15 +19,18 @@ export class Tile {
     this.nameEl = h('span', { class: 'tile-name' });
     this.audioIcon = h('span', { class: 'tile-icon icon-audio-muted', title: 'Microphone muted', html: icons.micOff });
     this.videoIcon = h('span', { class: 'tile-icon icon-video-muted', title: 'Camera off', html: icons.camOff });
+    this.handPos = h('span', { class: 'tile-hand-pos' });
+    this.hand = h('span', { class: 'tile-hand', role: 'img', hidden: true }, h('span', { html: icons.hand }), this.handPos);
     this.el = h('div', { class: 'tile', 'data-participant': id, 'data-local': local ? 'true' : null },
       this.video,
       h('div', { class: 'avatar-layer' }, this.avatar),
+      this.hand,
       h('div', { class: 'tile-label' }, this.audioIcon, this.videoIcon, this.nameEl));
     this._name = null;
   }
 
-  /** {name, audioMuted, videoMuted, stream (MediaStream|null), slot (int|null)} */
-  update({ name, audioMuted, videoMuted, stream, slot }) {
+  /** {name, audioMuted, videoMuted, stream (MediaStream|null), slot (int|null), hand (queue position, 0 = none)} */
+  update({ name, audioMuted, videoMuted, stream, slot, hand = 0 }) {
     const label = this.local ? `${name || 'Me'} (you)` : name || 'Guest';
     if (this._name !== label) {
       this._name = label;
@@ -41,6 +44,15 @@ export class Tile {
     d.videoMuted = videoMuted ? 'true' : 'false';
     if (this.local) delete d.slot;
     else d.slot = slot === null || slot === undefined ? '' : String(slot);
+    if (hand) {
+      d.hand = String(hand);
+      this.handPos.textContent = String(hand);
+      this.hand.title = `Hand raised (${hand === 1 ? 'first' : `#${hand}`} in line)`;
+      this.hand.setAttribute('aria-label', this.hand.title);
+    } else {
+      delete d.hand;
+    }
+    this.hand.hidden = !hand;
     this.audioIcon.hidden = !audioMuted;
     this.videoIcon.hidden = !videoMuted;
     const hasVideo = !!stream && !videoMuted && (!this.local || stream.getVideoTracks().length > 0);

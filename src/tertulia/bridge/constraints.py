@@ -1,0 +1,92 @@
+"""Receiver constraints: what each client wants to receive, and which videos that allows.
+
+A client tells its bridge, over the bridge channel, how many videos it wants (last-N), which
+participants are on stage or selected, and the largest height it will show per participant
+(0 for a hidden or off-screen tile; -1 for no limit). Without simulcast the bridge can only
+forward a video or not; with layers the same constraints cap the layer (issue: media quality).
+
+Pure: validation and the selection rule, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_IDS = 256
+
+
+class ConstraintsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConstraints:
+    last_n: int = -1  # -1: no limit
+    on_stage: tuple[str, ...] = ()
+    selected: tuple[str, ...] = ()
+    default_max_height: int = -1
+    max_heights: dict[str, int] = field(default_factory=dict, hash=False)
+
+    def max_height(self, participant: str) -> int:
+        return self.max_heights.get(participant, self.default_max_height)
+
+
+def _int(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConstraintsError(f"field {name!r} must be an integer from {low} to {high}")
+    return value
+
+
+def _ids(value: Any, name: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or len(value) > MAX_IDS:
+        raise ConstraintsError(f"field {name!r} must be a list of at most {MAX_IDS} ids")
+    if not all(isinstance(v, str) and len(v) <= 64 for v in value):
+        raise ConstraintsError(f"field {name!r} must hold participant ids (strings)")
+    return tuple(value)
+
+
+def parse_constraints(message: dict[str, Any], previous: ReceiverConstraints
+                      ) -> ReceiverConstraints:
+    """Apply one incremental `constraints` message: fields it leaves out keep their value."""
+    last_n = previous.last_n
+    if "lastN" in message:
+        last_n = _int(message["lastN"], "lastN", -1, 1000)
+    on_stage = _ids(message["onStage"], "onStage") if "onStage" in message else previous.on_stage
+    selected = (
+        _ids(message["selected"], "selected") if "selected" in message else previous.selected
+    )
+    default = previous.default_max_height
+    if "defaultMaxHeight" in message:
+        default = _int(message["defaultMaxHeight"], "defaultMaxHeight", -1, 4320)
+    heights = dict(previous.max_heights)
+    if "maxHeights" in message:
+        raw = message["maxHeights"]
+        if not isinstance(raw, dict) or len(raw) > MAX_IDS:
+            raise ConstraintsError(f"field 'maxHeights' must map at most {MAX_IDS} ids to heights")
+        heights = {
+            str(k)[:64]: _int(v, f"maxHeights.{str(k)[:20]}", -1, 4320) for k, v in raw.items()
+        }
+    return ReceiverConstraints(last_n, on_stage, selected, default, heights)
+
+
+def videos_to_forward(
+    constraints: ReceiverConstraints, senders: Iterable[str]
+) -> set[str]:
+    """Which senders' camera video a receiver gets.
+
+    ``senders`` come in speaking order (most recent speaker first). On-stage and selected
+    participants go first, then the speaking order; a sender whose max height is 0 is never
+    forwarded; at most last-N are (JVB's allocation order, without the bandwidth step).
+    """
+    ordered = list(dict.fromkeys([*constraints.on_stage, *constraints.selected, *senders]))
+    present = set(senders)
+    chosen: list[str] = []
+    for sender in ordered:
+        if sender not in present or constraints.max_height(sender) == 0:
+            continue
+        if 0 <= constraints.last_n <= len(chosen):
+            break
+        chosen.append(sender)
+    return set(chosen)

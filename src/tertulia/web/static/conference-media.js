@@ -1,0 +1,198 @@
+// The media half of a Conference: one MediaSession (the one offer/answer), the bridge channel,
+// the slot mapping and own mute state. No DOM. Subclassed by Conference (conference.js), which
+// owns the signalling connection (`this.signal`, generation `this._gen`) and `_lost()`.
+
+import { BridgeChannel } from './protocol.js';
+import { MediaSession } from './media.js';
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export class ConferenceMedia extends EventTarget {
+  constructor({ audioMuted = false, videoMuted = false, localStream = null, signalUrl, iceServers = [] }) {
+    super();
+    this.audioMuted = audioMuted;
+    this.videoMuted = videoMuted;
+    this.localStream = localStream || new MediaStream();
+    this.signalUrl = signalUrl;
+    this.iceServers = iceServers;
+    this.slots = [];
+    this.session = null;
+    this.bridge = null;
+    this.mediaState = 'new';
+    this._gen = 0; // signalling connection generation (see conference.js)
+    this._mediaGen = 0; // media session + bridge channel generation
+    this._nslots = 0;
+    this._answer = null;
+    this._muteDirty = false; // a mute change could not be sent; re-send after resuming
+  }
+
+  get pc() { return this.session ? this.session.pc : null; }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  status(text, level = 'info', sticky = false, action = null) {
+    this._emit('status', { text, level, sticky, action });
+  }
+
+  /** Keep the media of a resumed participant when possible, else negotiate afresh. */
+  async _startMedia(gen, keep) {
+    if (keep) {
+      if (this.bridge && this.bridge.isOpen) return; // media untouched by the signalling drop
+      try {
+        await this._openBridge(this._mediaGen, this._answer);
+        return;
+      } catch (err) {
+        if (gen !== this._gen) return;
+        console.warn('tertulia: bridge channel could not be reopened; renegotiating', err);
+        this._closeMedia();
+      }
+    }
+    try {
+      await this._negotiate(gen);
+    } catch (err) {
+      if (gen !== this._gen) return;
+      console.warn('tertulia: media negotiation failed', err);
+      this.status(`Audio and video are unavailable: ${err.message}`, 'error', true);
+    }
+  }
+
+  async _negotiate(gen) {
+    const mgen = ++this._mediaGen;
+    const signal = this.signal;
+    const session = new MediaSession({ slots: this._nslots, iceServers: this.iceServers });
+    this.session = session;
+    this.mediaState = 'new';
+    session.addEventListener('localstream', (ev) => {
+      if (mgen !== this._mediaGen) return;
+      this.localStream = ev.detail;
+      this._emit('local');
+    });
+    session.addEventListener('connectionstatechange', (ev) => this._onMediaState(mgen, ev.detail));
+    await session.useLocalStream(this.localStream, { audioMuted: this.audioMuted, videoMuted: this.videoMuted });
+    this._emit('media');
+    const sdp = await session.createOffer();
+    const current = () => gen === this._gen && mgen === this._mediaGen;
+    if (!current()) return;
+    let answer;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        answer = await signal.request({ type: 'offer', sdp }, { timeout: 30000 });
+        break;
+      } catch (err) {
+        if (!current()) return;
+        if (err.code === 'bridge-unavailable' && attempt < 5) {
+          this.status('No media server available, retrying…', 'info', true);
+          await sleep(3000);
+          if (!current()) return;
+          continue;
+        }
+        if (err.code === 'timeout') throw new Error('the media server did not answer');
+        throw err;
+      }
+    }
+    if (!current()) return;
+    await session.setAnswer(answer.sdp);
+    if (!current()) return;
+    this._answer = answer;
+    this.status('');
+    await this._openBridge(mgen, answer);
+  }
+
+  async _openBridge(mgen, answer) {
+    if (!answer || !answer.bridgeChannel) throw new Error('no bridge channel in answer');
+    const url = new URL(answer.bridgeChannel, this.signalUrl);
+    if (url.protocol === 'http:') url.protocol = 'ws:';
+    if (url.protocol === 'https:') url.protocol = 'wss:';
+    const bridge = new BridgeChannel();
+    bridge.addEventListener('slots', (ev) => {
+      if (mgen === this._mediaGen) this._applySlots(ev.detail.slots);
+    });
+    bridge.addEventListener('error', (ev) => {
+      if (mgen === this._mediaGen) console.warn('tertulia: bridge error', ev.detail);
+    });
+    bridge.addEventListener('close', (ev) => {
+      if (mgen !== this._mediaGen || ev.detail.requested) return;
+      if (this.bridge === bridge) this.bridge = null;
+      this._lost('Media connection lost.');
+    });
+    await bridge.connect(url.href);
+    if (mgen !== this._mediaGen) { bridge.close(); return; }
+    if (this.bridge) this.bridge.close();
+    this.bridge = bridge;
+    bridge.startKeepalive(15000, 60000);
+  }
+
+  _applySlots(list) {
+    if (!Array.isArray(list)) return;
+    const slots = this.slots.slice();
+    for (const entry of list) {
+      if (!entry || !Number.isInteger(entry.slot) || entry.slot < 0) continue;
+      while (slots.length <= entry.slot) slots.push(null);
+      slots[entry.slot] = entry.participant ?? null;
+    }
+    this.slots = slots;
+    this._emit('slots');
+  }
+
+  _onMediaState(mgen, state) {
+    if (mgen !== this._mediaGen) return;
+    this.mediaState = state;
+    this._emit('media');
+    if (state === 'connected') {
+      if (this.state === 'joined') this.status('');
+    } else if (state === 'disconnected') {
+      if (this.state === 'joined') this.status('Media connection interrupted…', 'info', true);
+    } else if (state === 'failed') {
+      this._lost('Media connection failed.');
+    }
+  }
+
+  _closeMedia() {
+    this._mediaGen++;
+    if (this.bridge) this.bridge.close();
+    if (this.session) this.session.close({ stopTracks: false });
+    this.bridge = null;
+    this.session = null;
+    this._answer = null;
+    this.mediaState = 'closed';
+  }
+
+  _sendMute(fields) {
+    if (!this.signal || !this.signal.send({ type: 'mute', ...fields })) this._muteDirty = true;
+  }
+
+  async setAudioMuted(muted) {
+    try {
+      if (this.session) await this.session.setAudioMuted(muted);
+      else this.localStream.getAudioTracks().forEach((t) => { t.enabled = !muted; });
+    } catch (err) {
+      this.status(err.message, 'error');
+      return false;
+    }
+    this.audioMuted = muted;
+    this._sendMute({ audioMuted: muted });
+    this._emit('local');
+    return true;
+  }
+
+  async setVideoMuted(muted) {
+    try {
+      if (this.session) {
+        await this.session.setVideoMuted(muted);
+      } else if (muted) {
+        this.localStream.getVideoTracks().forEach((t) => { t.stop(); this.localStream.removeTrack(t); });
+      } else {
+        throw new Error('Camera: not connected yet');
+      }
+    } catch (err) {
+      this.status(err.message, 'error');
+      return false;
+    }
+    this.videoMuted = muted;
+    this._sendMute({ videoMuted: muted });
+    this._emit('local');
+    return true;
+  }
+}
