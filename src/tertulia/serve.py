@@ -68,11 +68,11 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
     async def on_startup(_: web.Application) -> None:
         await bridge.start()
 
-    async def on_cleanup(_: web.Application) -> None:
-        await bridge.stop()
+    async def on_shutdown(_: web.Application) -> None:
+        await bridge.stop()  # expires every endpoint, which also closes the bridge channels
 
     app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
+    app.on_shutdown.append(on_shutdown)
     return app, bridge
 
 

@@ -65,3 +65,32 @@ def test_bad_configuration_is_reported() -> None:
     )
     assert result.returncode == 2
     assert "public_ip" in result.stderr
+
+
+async def test_sigterm_closes_client_connections_promptly() -> None:
+    import asyncio
+
+    import aiohttp
+
+    port, media = free_port(), free_port(socket.SOCK_DGRAM)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tertulia", "serve", "--port", str(port), "--media-port",
+         str(media)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.to_thread(wait_http, f"http://127.0.0.1:{port}/about/health")
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(f"ws://127.0.0.1:{port}/ws")
+            await ws.send_json({"type": "join", "room": "bye", "name": "x", "id": 1})
+            assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            msg = await ws.receive(timeout=10)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1001
+            await asyncio.to_thread(proc.wait, 10)
+            assert time.monotonic() - t0 < 10
+            assert proc.returncode == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

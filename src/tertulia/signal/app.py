@@ -127,6 +127,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     outlet = Outlet(ws)
     session = Session(hub, request.remote or "unknown", outlet.send, outlet.close)
     writer = asyncio.create_task(outlet.run())
+    hub.connections[id(outlet)] = outlet.close
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -140,6 +141,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             if outlet.closing:
                 break
     finally:
+        hub.connections.pop(id(outlet), None)
         if outlet.closing or ws.close_code in CLEAN_CLOSE:
             session.close("disconnected")  # the client (or we) closed on purpose
         else:
@@ -181,6 +183,13 @@ def add_routes(
     hub = Hub(rooms, focus, limits, tokens, slots, loop_call_later)
     app[HUB_KEY] = hub
     focus.on_media_lost = media_lost(rooms)
+
+    async def close_connections(_: web.Application) -> None:
+        # "going away" (RFC 6455 §7.4.1): clients reconnect with back-off instead of hanging
+        for close in list(hub.connections.values()):
+            close(1001)
+
+    app.on_shutdown.append(close_connections)
     app.router.add_get("/", index)
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/about/health", health)

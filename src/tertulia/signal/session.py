@@ -42,6 +42,8 @@ class Hub:
     clock: Callable[[], float] = time.monotonic
     join_limiter: KeyedLimiter = field(init=False)
     guess_limiter: KeyedLimiter = field(init=False)
+    # open connections' close callbacks, so shutdown can close them all at once
+    connections: dict[int, Callable[[int], None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -223,6 +225,8 @@ class Session:
             "roomState": room.state(),
             "hands": list(room.hands),
             "chat": list(room.chat),
+            "you": participant.public(),
+            "forcedMute": sorted(participant.forced_mute),
         }
         if ref is not None:
             body["ref"] = ref
