@@ -14,6 +14,7 @@ from tertulia.bridge import api as bridge_api
 from tertulia.bridge.bridge import Bridge, BridgeSettings
 from tertulia.config import Settings
 from tertulia.focus.focus import Focus, attach_local_bridge
+from tertulia.metrics import BridgeCollector, SignalCollector, add_metrics_route
 from tertulia.signal import app as signal_app
 from tertulia.signal.tokens import TokenVerifier
 
@@ -57,13 +58,16 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
     attach_local_bridge(focus, bridge)
     app = web.Application()
     bridge_api.add_routes(app, bridge)
-    signal_app.add_routes(
+    hub = signal_app.add_routes(
         app,
         focus,
         slots=settings.slots,
         limits=settings.limits(),
         tokens=TokenVerifier(settings.token_settings()),
     )
+
+    add_metrics_route(app, BridgeCollector(bridge), SignalCollector(hub))
+    signal_app.add_room_route(app)
 
     async def on_startup(_: web.Application) -> None:
         await bridge.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from tests.peers import Peer, allow_loopback_candidates, wait_until
@@ -54,6 +55,21 @@ async def test_three_peers_see_and_hear_each_other() -> None:
             stats = server.bridge.stats()
             assert stats["endpoints_connected"] == 3
             assert stats["packets_out"] > 0
+            assert stats["endpoints_sending_audio"] == stats["endpoints_sending_video"] == 3
+            assert stats["largest_conference"] == 3 and stats["total_ice_succeeded"] == 3
+            # ... and /metrics says the same about this meeting.
+            async with aiohttp.ClientSession() as http, http.get(server.http + "/metrics") as r:
+                assert r.status == 200
+                metrics = await r.text()
+            for line in (
+                "tertulia_bridge_endpoints 3.0",
+                "tertulia_bridge_conferences 1.0",
+                "tertulia_bridge_ice_succeeded_total 3.0",
+                "tertulia_signal_participants 3.0",
+                "tertulia_signal_joins_total 3.0",
+                "tertulia_signal_rooms 1.0",
+            ):
+                assert line in metrics.splitlines(), line
 
             # One leaves cleanly; the two others drop it within 5 s and keep decoding each other.
             leaver, stay = peers[0], peers[1:]

@@ -22,6 +22,7 @@ from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
+from tertulia.bridge.stats import StatsSampler, Totals, snapshot
 from tertulia.bridge.transport import ice
 from tertulia.bridge.transport.demux import Kind, classify
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsState
@@ -39,6 +40,7 @@ class BridgeSettings:
     media_port: int = 10000
     public_ip: str = "127.0.0.1"
     slots: int = 9
+    region: str = "default"
     consent_timeout: float = 30.0  # RFC 7675 §5.1: consent expires after 30 s
     connect_timeout: float = 30.0  # an endpoint that never connects is dropped after this
     history_age: float = 1.0
@@ -85,6 +87,10 @@ class Bridge:
         self._transport: asyncio.DatagramTransport | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.started_at = time.time()
+        self.closed_totals = Totals()  # traffic of endpoints already gone
+        self.sampler = StatsSampler()
+        self.draining = False
+        self.shutting_down = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -186,6 +192,10 @@ class Bridge:
         if endpoint is None:
             return False
         self.by_ufrag.pop(endpoint.creds.local_ufrag, None)
+        st = endpoint.stats
+        self.closed_totals = self.closed_totals.add(
+            Totals(st.rtp_in + st.rtcp_in, st.rtp_out + st.rtcp_out, st.bytes_in, st.bytes_out)
+        )
         for addr in endpoint.valid_addrs:
             if self.by_addr.get(addr) is endpoint:
                 del self.by_addr[addr]
@@ -281,6 +291,8 @@ class Bridge:
         if result.response is not None:
             self._transmit(result.response, addr)
         if result.error is None:
+            if endpoint.last_consent is None:
+                self.counters["ice-succeeded"] += 1
             endpoint.accept_check(addr, result.nominated, self.clock())
             self.by_addr[addr] = endpoint
 
@@ -350,6 +362,7 @@ class Bridge:
                 endpoint.dtls_tick(now)
                 if endpoint.last_consent is None:
                     if now - endpoint.created > self.settings.connect_timeout:
+                        self.counters["endpoints-expired-ice-failed"] += 1
                         self._expire_and_report(endpoint, "media-timeout")
                 elif now - endpoint.last_consent > self.settings.consent_timeout:
                     self._expire_and_report(endpoint, "media-timeout")
@@ -363,17 +376,4 @@ class Bridge:
     # -- stats ----------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        endpoints = [e for c in self.conferences.values() for e in c.endpoints.values()]
-        return {
-            "conferences": len(self.conferences),
-            "endpoints": len(endpoints),
-            "largest_conference": max(
-                (len(c.endpoints) for c in self.conferences.values()), default=0
-            ),
-            "endpoints_connected": sum(1 for e in endpoints if e.connected),
-            "packets_in": sum(e.stats.rtp_in for e in endpoints),
-            "packets_out": sum(e.stats.rtp_out for e in endpoints),
-            "retransmissions": sum(e.stats.retransmissions for e in endpoints),
-            "media_port": self.settings.media_port,
-            "counters": dict(self.counters),
-        }
+        return snapshot(self, self.clock())

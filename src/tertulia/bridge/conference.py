@@ -180,6 +180,7 @@ class Conference:
         if media is None or media.payload_type != pt:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
+        media.last_packet = now
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return

@@ -42,6 +42,7 @@ class SendingMedia:
     last_keyframe_request: float = -1e9
     keyframe_requests: int = 0
     blocked: bool = False  # a moderator muted it: packets are dropped, not forwarded
+    last_packet: float = -1e9
 
 
 @dataclass(slots=True)

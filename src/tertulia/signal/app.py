@@ -194,5 +194,9 @@ def add_routes(
     app.router.add_get("/ws", ws_handler)
     app.router.add_get("/about/health", health)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
-    app.router.add_get("/{room}", room_page)
     return hub
+
+
+def add_room_route(app: web.Application) -> None:
+    """``/<room>``: registered last, after every other one-segment path."""
+    app.router.add_get("/{room}", room_page)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,8 @@ class Hub:
     guess_limiter: KeyedLimiter = field(init=False)
     # open connections' close callbacks, so shutdown can close them all at once
     connections: dict[int, Callable[[int], None]] = field(default_factory=dict)
+    # joins, messages, rate_limited, auth_failures, knocks, resumes (for /metrics)
+    counters: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -90,7 +93,10 @@ class Session:
 
     def handle(self, text: str) -> None:
         now = self.hub.clock()
+        counters = self.hub.counters
+        counters["messages"] += 1
         if not self.bucket.allow(now):
+            counters["rate_limited"] += 1
             if self.abuse.refused(now):
                 log.warning("closing a flooding connection from %s", self.address)
                 self._close(1008)
@@ -106,6 +112,10 @@ class Session:
             if ref is not None and not self._replied:
                 self.send({"type": "ok", "ref": ref})  # every request with an id is answered
         except ProtocolError as exc:
+            if exc.code == "rate-limited":
+                counters["rate_limited"] += 1
+            elif exc.code.startswith("token-") or exc.code == "wrong-password":
+                counters["auth_failures"] += 1
             self.send(exc.reply())
         except Exception:  # a bug must cost one request, not the session
             log.exception("internal error handling a client message")
@@ -208,8 +218,10 @@ class Session:
             if moderator:
                 participant.role = MODERATOR
             room = rooms.join(room_name, participant)
+            self.hub.counters["joins"] += 1
         else:
             room = rooms.rooms[room_name]
+            self.hub.counters["resumes"] += 1
         self.participant = participant
         self.knock = None
         body: dict[str, Any] = {
@@ -267,6 +279,7 @@ class Session:
                                   request.ref)
             self.send(error.reply())
 
+        self.hub.counters["knocks"] += 1
         knock = Knock(knock_id, participant.name, self.send, admit, deny)
         room.knocks[knock_id] = knock
         self.knock = (room, knock)

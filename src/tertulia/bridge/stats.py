@@ -1,0 +1,120 @@
+"""The bridge's stats snapshot, with the keys operators of Jitsi's bridge rely on.
+
+Totals are plain counters kept on the hot path; rates are derived here, at most once per
+snapshot interval, from the difference between two samples. ``stress_level`` is the packet
+rate over the bridge's packet-rate threshold (Jitsi's default: 50,000 packets/s).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tertulia.bridge.bridge import Bridge
+
+PACKET_RATE_THRESHOLD = 50_000.0
+SENDING_WINDOW = 5.0  # an endpoint "sends audio/video" if a packet came in this many seconds
+
+
+@dataclass(slots=True)
+class Totals:
+    packets_in: int = 0
+    packets_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def add(self, other: Totals) -> Totals:
+        return Totals(
+            self.packets_in + other.packets_in,
+            self.packets_out + other.packets_out,
+            self.bytes_in + other.bytes_in,
+            self.bytes_out + other.bytes_out,
+        )
+
+
+@dataclass(slots=True)
+class Rates:
+    packet_rate_download: float = 0.0
+    packet_rate_upload: float = 0.0
+    bit_rate_download: float = 0.0
+    bit_rate_upload: float = 0.0
+
+
+def rates_between(older: Totals, newer: Totals, seconds: float) -> Rates:
+    """Per-second rates from two samples (download = what the bridge received)."""
+    if seconds <= 0:
+        return Rates()
+    return Rates(
+        packet_rate_download=(newer.packets_in - older.packets_in) / seconds,
+        packet_rate_upload=(newer.packets_out - older.packets_out) / seconds,
+        bit_rate_download=8 * (newer.bytes_in - older.bytes_in) / seconds,
+        bit_rate_upload=8 * (newer.bytes_out - older.bytes_out) / seconds,
+    )
+
+
+@dataclass(slots=True)
+class StatsSampler:
+    """Keeps the last sample so each snapshot reports rates over the last interval."""
+
+    interval: float = 5.0
+    _sample: tuple[float, Totals] | None = None
+    _rates: Rates = field(default_factory=Rates)
+
+    def rates(self, totals: Totals, now: float) -> Rates:
+        if self._sample is None:
+            self._sample = (now, totals)
+        elif now - self._sample[0] >= self.interval:
+            self._rates = rates_between(self._sample[1], totals, now - self._sample[0])
+            self._sample = (now, totals)
+        return self._rates
+
+
+def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
+    endpoints = [e for c in bridge.conferences.values() for e in c.endpoints.values()]
+    live = Totals()
+    sending_audio = sending_video = 0
+    for e in endpoints:
+        live = live.add(Totals(e.stats.rtp_in + e.stats.rtcp_in, e.stats.rtp_out
+                               + e.stats.rtcp_out, e.stats.bytes_in, e.stats.bytes_out))
+        if any(m.kind == "audio" and now - m.last_packet < SENDING_WINDOW
+               for m in e.sending.values()):
+            sending_audio += 1
+        if any(m.kind == "video" and now - m.last_packet < SENDING_WINDOW
+               for m in e.sending.values()):
+            sending_video += 1
+    totals = bridge.closed_totals.add(live)
+    rates = bridge.sampler.rates(totals, now)
+    counters = bridge.counters
+    return {
+        "conferences": len(bridge.conferences),
+        "endpoints": len(endpoints),
+        "largest_conference": max((len(c.endpoints) for c in bridge.conferences.values()),
+                                  default=0),
+        "endpoints_connected": sum(1 for e in endpoints if e.connected),
+        "endpoints_sending_audio": sending_audio,
+        "endpoints_sending_video": sending_video,
+        "packet_rate_download": round(rates.packet_rate_download, 1),
+        "packet_rate_upload": round(rates.packet_rate_upload, 1),
+        "bit_rate_download": round(rates.bit_rate_download),
+        "bit_rate_upload": round(rates.bit_rate_upload),
+        "stress_level": round(
+            max(rates.packet_rate_download, rates.packet_rate_upload) / PACKET_RATE_THRESHOLD, 4
+        ),
+        "region": bridge.settings.region,
+        "drain": bridge.draining,
+        "graceful_shutdown": bridge.shutting_down,
+        "healthy": bridge.bound,
+        "packets_in": totals.packets_in,
+        "packets_out": totals.packets_out,
+        "bytes_in": totals.bytes_in,
+        "bytes_out": totals.bytes_out,
+        "retransmissions": sum(e.stats.retransmissions for e in endpoints),
+        "total_ice_succeeded": counters["ice-succeeded"],
+        "total_ice_failed": counters["endpoints-expired-ice-failed"],
+        "total_conferences_created": counters["conferences-created"],
+        "total_conferences_completed": counters["conferences-completed"],
+        "total_dominant_speaker_changes": counters["dominant-speaker-changes"],
+        "media_port": bridge.settings.media_port,
+        "counters": dict(counters),
+    }

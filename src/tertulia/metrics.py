@@ -1,0 +1,106 @@
+"""Prometheus text at /metrics (prometheus-client), read from live state at scrape time.
+
+Collectors read the bridge's stats snapshot and the signal hub's counters when scraped, so the
+media hot path never touches a Prometheus object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tertulia.bridge.bridge import Bridge
+from tertulia.signal.session import Hub
+
+_BRIDGE_GAUGES = {
+    "conferences": "Conferences on this bridge",
+    "endpoints": "Endpoints on this bridge",
+    "largest_conference": "Endpoints in the largest conference",
+    "endpoints_sending_audio": "Endpoints that sent audio in the last 5 s",
+    "endpoints_sending_video": "Endpoints that sent video in the last 5 s",
+    "packet_rate_download": "Packets per second received",
+    "packet_rate_upload": "Packets per second sent",
+    "bit_rate_download": "Bits per second received",
+    "bit_rate_upload": "Bits per second sent",
+    "stress_level": "Packet rate over the bridge's threshold",
+}
+_BRIDGE_COUNTERS = {
+    "packets_in": "Packets received",
+    "packets_out": "Packets sent",
+    "bytes_in": "Bytes received",
+    "bytes_out": "Bytes sent",
+    "total_ice_succeeded": "Endpoints whose ICE connectivity check succeeded",
+    "total_ice_failed": "Endpoints that never completed ICE",
+    "total_conferences_created": "Conferences created",
+    "total_conferences_completed": "Conferences completed",
+    "total_dominant_speaker_changes": "Dominant speaker changes",
+}
+
+
+class BridgeCollector(Collector):
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.bridge.stats()
+        for key, doc in _BRIDGE_GAUGES.items():
+            yield GaugeMetricFamily(f"tertulia_bridge_{key}", doc, value=float(stats[key]))
+        for key, doc in _BRIDGE_COUNTERS.items():
+            name = key.removeprefix("total_")
+            yield CounterMetricFamily(f"tertulia_bridge_{name}", doc, value=float(stats[key]))
+        healthy = GaugeMetricFamily("tertulia_bridge_healthy", "1 when the media port is bound")
+        healthy.add_metric([], 1.0 if stats["healthy"] else 0.0)
+        yield healthy
+        dropped = CounterMetricFamily(
+            "tertulia_bridge_dropped_datagrams", "Datagrams dropped, by reason", labels=["reason"]
+        )
+        for key, value in sorted(stats["counters"].items()):
+            if key.startswith("dropped-"):
+                dropped.add_metric([key.removeprefix("dropped-")], float(value))
+        yield dropped
+
+
+class SignalCollector(Collector):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        rooms = self.hub.rooms
+        yield GaugeMetricFamily("tertulia_signal_rooms", "Rooms", value=len(rooms.rooms))
+        yield GaugeMetricFamily(
+            "tertulia_signal_participants", "Participants", value=rooms.participant_count
+        )
+        yield GaugeMetricFamily(
+            "tertulia_signal_websockets", "Open signalling WebSockets",
+            value=len(self.hub.connections),
+        )
+        yield GaugeMetricFamily(
+            "tertulia_signal_lobby_waiting", "Knocks waiting in lobbies",
+            value=sum(len(r.knocks) for r in rooms.rooms.values()),
+        )
+        for key, doc in (
+            ("joins", "Joins"),
+            ("resumes", "Participants resumed after a dropped connection"),
+            ("messages", "Signalling messages received"),
+            ("rate_limited", "Requests refused by a rate limit"),
+            ("auth_failures", "Joins refused for a bad token or password"),
+            ("knocks", "Lobby knocks"),
+        ):
+            yield CounterMetricFamily(f"tertulia_signal_{key}", doc,
+                                      value=float(self.hub.counters[key]))
+
+
+def add_metrics_route(app: web.Application, *collectors: Collector) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    for collector in collectors:
+        registry.register(collector)
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app.router.add_get("/metrics", metrics)
