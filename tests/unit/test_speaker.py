@@ -24,14 +24,15 @@ Source = Callable[[float], int | None]
 def talker(seed: int, start: float = 0.0, stop: float = float("inf")) -> Source:
     """Speech-like levels between start and stop, silence otherwise.
 
-    Syllables: 200 ms of speech at -15..-35 dBov, then a 50 ms dip to -60..-75 dBov.
+    Syllables: 200 ms of speech at -15..-35 dBov, then a 50 ms dip to the background noise
+    (-68..-75 dBov), which sets the noise floor.
     """
     rng = random.Random(seed)
 
     def source(t: float) -> int:
         if not start <= t < stop:
             return SILENCE
-        return rng.randint(60, 75) if (t - start) % 0.25 >= 0.2 else rng.randint(15, 35)
+        return rng.randint(68, 75) if (t - start) % 0.25 >= 0.2 else rng.randint(15, 35)
 
     return source
 
@@ -92,8 +93,15 @@ def test_switch_to_second_talker() -> None:
 def test_brief_cough_does_not_switch() -> None:
     det = DominantSpeaker()
 
+    # 200 ms coughs at several phases. Two cover a decision (every 0.3 s) that falls into a's
+    # 50 ms dip between syllables (2.7 s, 4.2 s): there the immediate scale favours b and only
+    # the medium and long scales keep a. Between coughs b has room noise (-70..-80 dBov), so
+    # its noise floor is low and the coughs count as speech.
+    coughs = (1.1, 1.8, 2.6, 3.4, 4.1)
+    rng = random.Random(9)
+
     def cough(t: float) -> int:
-        return 5 if 2.0 <= t < 2.2 else SILENCE
+        return 5 if any(c <= t < c + 0.2 for c in coughs) else rng.randint(70, 80)
 
     trace = drive(det, {"a": talker(3), "b": cough}, 0.0, 5.0)
     assert {d for t, d, _ in trace if t >= 0.6} == {"a"}

@@ -30,15 +30,20 @@ Global decision (paper, section "Global decision": dominant speaker selection)
     Every decision, each other speaker is compared with the current dominant speaker by the three
     relative activities ``log(score_challenger / score_dominant)``. A challenger wins only if
     all three exceed C1 = 3, C2 = 2 and C3 = 0. If several qualify, the highest medium ratio
-    wins (as in Jitsi). With these constants a speaker can take over only after the dominant one
-    has been quiet for a medium block (about 100 ms), and only with more speech than the
-    dominant one over the last second.
+    wins (as in Jitsi). With these constants a challenger can take over only if three things
+    hold. The dominant speaker's newest frame must be quiet (3 sub-bands or fewer) and its last
+    medium block must have no active frame (about 100 ms). The challenger's newest frame must
+    have at least 4 sub-bands. Over the last second, the challenger must have more active
+    blocks than the dominant speaker. A 200 ms burst therefore cannot interrupt continuous
+    speech, but in an otherwise silent room it can take over.
 
 Noise floor (Jitsi's addition; the paper normalises in the frequency domain instead)
     The per-speaker minimum non-silent loudness drops at once when a lower level arrives. After
     each window of 750 levels (15 s at 20 ms) it rises to the geometric mean of the old floor and
     the window's minimum. So a constant hum or fan never counts as speech, and a noise that
-    starts later is absorbed over some tens of seconds.
+    starts later is absorbed over some tens of seconds. Digital silence (127) is ignored, so
+    the first non-silent level sets the initial floor. For a participant who only sent silence
+    (muted), that is the first word; the floor drops with the next quieter level.
 
 Simplifications and deviations (relative to the paper and Jitsi)
     * Level instead of spectrum: the sub-band count comes from one level per packet. This is
