@@ -38,9 +38,12 @@ class ToneTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, frequency: float) -> None:
+    def __init__(self, frequency: float, amplitude: float = 8000.0, *, bursts: bool = False
+                 ) -> None:
         super().__init__()
         self.frequency = frequency
+        self.amplitude = amplitude
+        self.bursts = bursts  # speech-like: 300 ms of tone, 200 ms of silence
         self._pts = 0
         self._start: float | None = None
 
@@ -52,7 +55,11 @@ class ToneTrack(MediaStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         t = (np.arange(samples) + self._pts) / rate
-        data = (np.sin(2 * math.pi * self.frequency * t) * 8000).astype(np.int16)
+        amplitude = self.amplitude
+        if self.bursts:  # syllable-like loudness changes (a steady tone counts as noise)
+            frame = self._pts // samples
+            amplitude *= 0.0 if frame % 25 >= 15 else 0.05 + 0.95 * abs(math.sin(frame * 0.7))
+        data = (np.sin(2 * math.pi * self.frequency * t) * amplitude).astype(np.int16)
         frame = AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = rate
         frame.pts = self._pts
@@ -106,6 +113,8 @@ class Peer:
     slots: int = 2
     shade: int = 80
     frequency: float = 440.0
+    loudness: float = 8000.0  # tone amplitude; 0 sends silence
+    talking: bool = False  # speech-like bursts instead of a steady tone
     id: str = ""
     pc: RTCPeerConnection | None = None
     session: aiohttp.ClientSession | None = None
@@ -146,7 +155,8 @@ class Peer:
 
         config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         self.pc = RTCPeerConnection(config)
-        self.pc.addTransceiver(ToneTrack(self.frequency), direction="sendonly")
+        mic = ToneTrack(self.frequency, self.loudness, bursts=self.talking)
+        self.pc.addTransceiver(mic, direction="sendonly")
         self.pc.addTransceiver(PatternTrack(self.shade), direction="sendonly")
         if self.screen:
             self.pc.addTransceiver(PatternTrack(250, 320, 180, 5), direction="sendonly")

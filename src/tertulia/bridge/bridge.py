@@ -358,6 +358,8 @@ class Bridge:
     def tick(self, now: float) -> None:
         """DTLS retransmissions and consent/connect expiry (RFC 7675 §5.1)."""
         for conference in list(self.conferences.values()):
+            if conference.speaker_tick(now):
+                self.counters["dominant-speaker-changes"] += 1
             for endpoint in list(conference.endpoints.values()):
                 endpoint.dtls_tick(now)
                 if endpoint.last_consent is None:

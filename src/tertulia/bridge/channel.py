@@ -52,6 +52,9 @@ async def channel_handler(request: web.Request) -> web.StreamResponse:
 
     endpoint.channel_listeners.append(listener)
     listener(endpoint.slots_message())
+    conference = bridge.conferences.get(conference_id)
+    if conference is not None and conference.speaker.dominant is not None:
+        listener(conference.speaker_message())
     write_task = asyncio.create_task(writer())
     try:
         async for msg in ws:

@@ -22,6 +22,7 @@ from tertulia.bridge.rtp.rtcp import (
     Sdes,
     SenderReport,
 )
+from tertulia.bridge.rtp.speaker import DominantSpeaker
 from tertulia.bridge.subscription import SlotStream
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,13 @@ class Conference:
         self._fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
         # endpoints sharing their screen, the most recent last: the screen slots show it
         self.sharers: list[str] = []
+        self.speaker = DominantSpeaker()
 
     # -- membership and slots ------------------------------------------------------------
 
     def add(self, endpoint: Endpoint) -> None:
         self.endpoints[endpoint.id] = endpoint
+        self.speaker.add(endpoint.id)
         self.assign_slots()
 
     def remove(self, endpoint_id: str) -> Endpoint | None:
@@ -61,6 +64,7 @@ class Conference:
                 stream.detach()
         if endpoint_id in self.sharers:
             self.sharers.remove(endpoint_id)
+        self.speaker.remove(endpoint_id)
         self.assign_slots()
         return endpoint
 
@@ -78,11 +82,11 @@ class Conference:
     def assign_slots(self) -> None:
         """Give every sender a slot at every receiver, keeping existing places stable.
 
-        Senders are placed in join order into the lowest free slot; a sender that left frees
-        its slot, which the next sender without a slot then takes. Receivers whose mapping
-        changed are told over the bridge channel.
+        Senders are placed in speaking order (then join order) into the lowest free slot; a
+        sender that left frees its slot, which the next sender without a slot then takes.
+        Receivers whose mapping changed are told over the bridge channel.
         """
-        order = list(self.endpoints)
+        order = self.speaking_order()
         for receiver in self.endpoints.values():
             before = list(receiver.occupants)
             present = {eid for eid in order if eid != receiver.id}
@@ -114,8 +118,36 @@ class Conference:
             self.update_video_selection(receiver, None)
 
     def speaking_order(self) -> list[str]:
-        """Senders, most relevant first (join order until speaker detection ranks them)."""
-        return list(self.endpoints)
+        """Endpoints, most recent dominant speakers first, then in join order."""
+        ranked = [e for e in self.speaker.speaking_order() if e in self.endpoints]
+        return list(dict.fromkeys([*ranked, *self.endpoints]))
+
+    def speaker_tick(self, now: float) -> bool:
+        """Run speaker decisions; on a change, seat the new speaker everywhere (evicting the
+        least recent speaker where slots are full), refresh last-N and tell every client."""
+        change = self.speaker.tick(now)
+        if change is None:
+            return False
+        order = self.speaking_order()
+        rank = {e: i for i, e in enumerate(order)}
+        for receiver in self.endpoints.values():
+            seated = receiver.occupants
+            if change.current == receiver.id or change.current in seated or None in seated:
+                continue
+            evict = max(range(len(seated)), key=lambda i: rank.get(seated[i] or "", -1))
+            seated[evict] = None
+        self.assign_slots()
+        for receiver in self.endpoints.values():
+            self.update_video_selection(receiver, now)
+            receiver.notify(self.speaker_message())
+        return True
+
+    def speaker_message(self) -> dict[str, object]:
+        return {
+            "type": "dominant-speaker",
+            "participant": self.speaker.dominant,
+            "order": self.speaking_order(),
+        }
 
     def update_video_selection(self, receiver: Endpoint, now: float | None) -> None:
         """Recompute which camera videos ``receiver`` gets from its constraints (last-N, max
@@ -184,6 +216,12 @@ class Conference:
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return
+        level_id = media.audio_level_id
+        if level_id is not None:
+            for ext_id, value in extensions:
+                if ext_id == level_id and value:
+                    self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
+                    break
         if media.current_ssrc != ssrc:
             self._new_source(sender, media, ssrc, now)
         subscribers = self._fanout.get(sender.id, {}).get(media.role)

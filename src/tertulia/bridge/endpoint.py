@@ -20,7 +20,13 @@ from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
 from tertulia.bridge.transport.ice import IceCredentials
 from tertulia.bridge.transport.srtp import SrtpPair
-from tertulia.protocol.sdp import EXT_MID, NegotiatedMedia, Negotiation, SlotSource
+from tertulia.protocol.sdp import (
+    EXT_AUDIO_LEVEL,
+    EXT_MID,
+    NegotiatedMedia,
+    Negotiation,
+    SlotSource,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ class SendingMedia:
     keyframe_requests: int = 0
     blocked: bool = False  # a moderator muted it: packets are dropped, not forwarded
     last_packet: float = -1e9
+    audio_level_id: int | None = None  # RFC 6464 header extension id, for audio
 
 
 @dataclass(slots=True)
@@ -124,6 +131,8 @@ class Endpoint:
             sending = SendingMedia(
                 role, media.kind, media.mid, media.payload_type, dict(media.extmaps), media.ssrcs
             )
+            if media.kind == "audio":
+                sending.audio_level_id = media.extmaps.get(EXT_AUDIO_LEVEL)
             self.sending[role] = sending
             for ssrc in media.ssrcs[:1]:  # the first is the media SSRC (RFC 5576 §4.2)
                 self.media_by_ssrc[ssrc] = sending
