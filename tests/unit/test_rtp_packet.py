@@ -324,3 +324,11 @@ def test_truncations_only_raise_rtp_parse_error() -> None:
         for cut in range(0, 40):
             with contextlib.suppress(RtpParseError):
                 RtpPacket.parse(data[:cut])
+
+
+def test_one_byte_id_zero_with_length_is_padding() -> None:
+    """Found by the property test: an ID-0 byte with a non-zero length nibble is padding."""
+    data = b"\xb0" + bytes(11) + b"\xbe\xde\x00\x01\x01\x00\x00\x00\x01"
+    packet = RtpPacket.parse(data)
+    assert packet.extensions == [] and packet.payload == b"\x01"
+    assert RtpPacket.parse(bytes(packet)) == packet

@@ -113,10 +113,10 @@ def parse_extension_elements(body: bytes, profile: int) -> list[tuple[int, bytes
     if profile == ONE_BYTE_PROFILE:
         while i < n:
             b = body[i]
-            if b == 0:  # padding byte
+            eid = b >> 4
+            if eid == 0:  # ID 0 is padding (RFC 8285 §4.2); a non-zero length nibble is ignored
                 i += 1
                 continue
-            eid = b >> 4
             if eid == 15:  # reserved: stop processing (RFC 8285 §4.2)
                 break
             j = i + 2 + (b & 0x0F)
