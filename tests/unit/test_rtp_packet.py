@@ -330,5 +330,5 @@ def test_one_byte_id_zero_with_length_is_padding() -> None:
     """Found by the property test: an ID-0 byte with a non-zero length nibble is padding."""
     data = b"\xb0" + bytes(11) + b"\xbe\xde\x00\x01\x01\x00\x00\x00\x01"
     packet = RtpPacket.parse(data)
-    assert packet.extensions == [] and packet.payload == b"\x01"
+    assert packet.extensions == [] and packet.padding_size == 1
     assert RtpPacket.parse(bytes(packet)) == packet
