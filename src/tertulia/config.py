@@ -35,7 +35,7 @@ class Settings:
     slots: int = 9  # receive slots each client negotiates (max simultaneously shown)
     consent_timeout: float = 30.0
     # signalling limits (docs/protocol.md, "Limits")
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = 256 * 1024
     messages_per_second: float = 20.0
     message_burst: float = 40.0
     joins_per_second_per_address: float = 5.0

@@ -35,11 +35,11 @@ async () => {
       if (rc) { remotePort = rc.port; remoteAddress = rc.address || rc.ip; }
     }
   });
-  const tr = t.pc.getTransceivers();
   const peers = {};
   (t.slots || []).forEach((pid, i) => {
-    if (!pid) return;
-    const a = byMid[tr[2 + 2 * i].mid] || {}, v = byMid[tr[3 + 2 * i].mid] || {};
+    const st = t.slotTransceivers(i);
+    if (!pid || !st) return;
+    const a = byMid[st.audio.mid] || {}, v = byMid[st.video.mid] || {};
     peers[pid] = {video: v.framesDecoded || 0, audio: a.packetsReceived || 0,
                   width: v.frameWidth || 0};
   });

@@ -35,7 +35,7 @@ async def test_malformed_signalling_gets_errors_and_session_stays_usable() -> No
         await ws.send_json({"type": "offer", "sdp": "v=0", "id": 4})
         reply = await next_json(ws)
         assert (reply["code"], reply["ref"]) == ("not-joined", 4)
-        await ws.send_str(json.dumps({"type": "ping", "pad": "x" * 70_000}))
+        await ws.send_str(json.dumps({"type": "ping", "pad": "x" * 300_000}))
         assert (await next_json(ws))["code"] == "too-large"
         await ws.send_json({"type": "join", "room": "Bad Room!"})
         reply = await next_json(ws)

@@ -15,7 +15,7 @@ from typing import Any
 
 ROOM_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME = 64
-MAX_SDP = 60_000
+MAX_SDP = 200_000  # a full Chrome offer with 9 slot pairs and a screen is ~70 KB
 
 
 class ProtocolError(Exception):

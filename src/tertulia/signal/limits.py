@@ -76,7 +76,7 @@ class AbuseMeter:
 class Limits:
     """Every signalling limit, with defaults (docs/protocol.md, "Limits")."""
 
-    max_message_bytes: int = 64 * 1024
+    max_message_bytes: int = 256 * 1024
     messages_per_second: float = 20.0
     message_burst: float = 40.0
     joins_per_second_per_address: float = 5.0

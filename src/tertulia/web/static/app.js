@@ -10,6 +10,9 @@ import { MeetingView } from './ui/meeting.js';
 import { renderMessage } from './ui/pages.js';
 import { renderPassword, renderLobby } from './ui/entry.js';
 import { showStatus } from './ui/status.js';
+import { errorPage } from './ui/errors.js';
+import { rememberRoom } from './ui/recent.js';
+import { loadPreferredDevices } from './ui/devices.js';
 
 const root = document.getElementById('app');
 const fragment = parseFragment(location.hash);
@@ -50,6 +53,19 @@ window.tertulia = Object.defineProperties({}, {
   knock: { enumerable: true, get: () => app.conference?.knock ?? null },
   handRaised: { enumerable: true, get: () => app.conference?.controls.handRaised ?? false },
   fragment: { enumerable: true, value: fragment },
+  // Media layout (docs/protocol.md): mic, camera, screen (send); slot pairs; the screen slot.
+  slotTransceivers: { enumerable: true, value: (i) => app.conference?.session?.slotTransceivers[i] ?? null },
+  screenTransceiver: { enumerable: true, get: () => app.conference?.session?.screenTransceiver ?? null },
+  screenSender: { enumerable: true, get: () => app.conference?.session?.screenSender ?? null },
+  screen: { enumerable: true, get: () => app.conference?.screen ?? null },
+  sharing: { enumerable: true, get: () => app.conference?.sharing ?? false },
+  dominantSpeaker: { enumerable: true, get: () => app.conference?.dominantSpeaker ?? null },
+  speakerOrder: { enumerable: true, get: () => app.conference?.speakerOrder ?? [] },
+  constraints: { enumerable: true, get: () => app.conference?.constraints ?? null },
+  layout: { enumerable: true, get: () => app.view?.current.mode ?? null },
+  onStage: { enumerable: true, get: () => app.view?.current.main ?? null },
+  pinned: { enumerable: true, get: () => app.view?.pinned ?? null },
+  view: { enumerable: true, get: () => app.view },
 });
 
 function setState(state) {
@@ -73,6 +89,9 @@ function flag(value) {
 }
 
 function mediaMessage(audioError, videoError) {
+  if (!window.isSecureContext) {
+    return 'Camera and microphone need HTTPS (or localhost). You can still join, but others will not see or hear you.';
+  }
   const parts = [];
   if (audioError && videoError && audioError === videoError) {
     parts.push(`Camera and microphone unavailable: ${audioError}.`);
@@ -215,6 +234,7 @@ function showPasswordScreen(code, retry, cancel) {
 function enterMeeting(conf) {
   if (app.conference !== conf) return;
   setState('joined');
+  rememberRoom(conf.room);
   if (!app.view) app.view = new MeetingView(root, conf, { onLeave: leave, onPasswordSet: (pw) => rememberPassword(conf.room, pw) });
 }
 
@@ -244,10 +264,12 @@ function onConferenceState(conf, state) {
     }
     setState('failed');
     const lost = !code || code === 'connection-lost' || code === 'unreachable';
+    const page = errorPage(lost ? 'connection-lost' : code, conf.failure?.message);
     renderMessage(root, {
       id: 'error-screen', code: code || 'connection-lost',
-      title: lost ? 'Connection to the server lost' : 'Could not rejoin the meeting',
-      text: lost ? 'We could not reconnect you to the meeting.' : conf.failure.message,
+      title: page.title,
+      text: page.text,
+      detail: page.detail,
       actions: [
         { id: 'rejoin-button', label: 'Rejoin', primary: true, onclick: () => rejoin() },
         { id: 'home-link', label: 'Back to home', href: '/' },
@@ -275,29 +297,17 @@ function showEnded({ code, byName, message }) {
 function showJoinError(err) {
   setState('error');
   showStatus({ text: '' });
-  const unreachable = err.code === 'unreachable';
-  const denied = err.code === 'lobby-denied';
-  let title = 'Could not join the meeting';
-  let text = err.message;
-  if (unreachable) {
-    title = 'Cannot reach the server';
-    text = 'The meeting server is not reachable right now. Check your connection and try again.';
-  } else if (denied) {
-    title = 'You were not let in';
-    text = text ? text[0].toUpperCase() + text.slice(1) + (/[\p{L}\p{N}]$/u.test(text) ? '.' : '') : '';
-  } else if (err.code === 'rate-limited') {
-    text = 'Too many attempts. Wait a minute, then try again.';
-  }
+  const page = errorPage(err.code, err.message);
   renderMessage(root, {
     id: 'error-screen',
     code: err.code || 'error',
-    title,
-    text,
-    detail: unreachable || denied ? null : `Error code: ${err.code}`,
+    title: page.title,
+    text: page.text,
+    detail: page.detail,
     actions: [
-      err.code === 'invalid-room' ? null
-        : { id: 'retry-button', label: denied ? 'Ask again' : 'Try again', primary: true, onclick: () => rejoin() },
-      { id: 'home-link', label: 'Back to home', href: '/', primary: err.code === 'invalid-room' },
+      page.retry ? { id: 'retry-button', label: page.retryLabel || 'Try again', primary: true, onclick: () => rejoin() } : null,
+      page.guest && app.room ? { id: 'guest-link', label: 'Join as a guest', href: `/${encodeURIComponent(app.room)}` } : null,
+      { id: 'home-link', label: 'Back to home', href: '/', primary: !page.retry },
     ].filter(Boolean),
   });
 }
@@ -341,6 +351,7 @@ window.addEventListener('pagehide', () => {
 });
 
 function main() {
+  loadPreferredDevices();
   const path = location.pathname;
   if (path === '/' || path === '' || path === '/index.html') {
     showHome();

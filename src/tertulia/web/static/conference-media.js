@@ -1,9 +1,14 @@
 // The media half of a Conference: one MediaSession (the one offer/answer), the bridge channel,
-// the slot mapping and own mute state. No DOM. Subclassed by Conference (conference.js), which
+// the slot mapping (with the screen slot), dominant speaker, own mute and screen-share state and
+// receiver constraints. No DOM.
+//
+// Events besides conference.js's: 'screen' (who is in the screen slot, this.screen),
+// 'sharing' (own screen share on/off, this.sharing), 'speaker' (this.dominantSpeaker,
+// this.speakerOrder). Subclassed by Conference (conference.js), which
 // owns the signalling connection (`this.signal`, generation `this._gen`) and `_lost()`.
 
 import { BridgeChannel } from './protocol.js';
-import { MediaSession } from './media.js';
+import { MediaSession, getDisplayTrack } from './media.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -16,6 +21,14 @@ export class ConferenceMedia extends EventTarget {
     this.signalUrl = signalUrl;
     this.iceServers = iceServers;
     this.slots = [];
+    this.screen = null; // participant whose screen is in our screen slot
+    this.sharing = false; // we share our screen
+    this.screenTrack = null;
+    this.dominantSpeaker = null;
+    this.speakerOrder = []; // most recent speaker first
+    this.speakerKnown = false; // the bridge sent `dominant-speaker` at least once
+    this.constraints = null; // the last `constraints` sent on the bridge channel
+    this._wantedConstraints = null;
     this.session = null;
     this.bridge = null;
     this.mediaState = 'new';
@@ -71,6 +84,7 @@ export class ConferenceMedia extends EventTarget {
     });
     session.addEventListener('connectionstatechange', (ev) => this._onMediaState(mgen, ev.detail));
     await session.useLocalStream(this.localStream, { audioMuted: this.audioMuted, videoMuted: this.videoMuted });
+    if (this.screenTrack && this.screenTrack.readyState === 'live') await session.setScreenTrack(this.screenTrack);
     this._emit('media');
     const sdp = await session.createOffer();
     const current = () => gen === this._gen && mgen === this._mediaGen;
@@ -107,7 +121,10 @@ export class ConferenceMedia extends EventTarget {
     if (url.protocol === 'https:') url.protocol = 'wss:';
     const bridge = new BridgeChannel();
     bridge.addEventListener('slots', (ev) => {
-      if (mgen === this._mediaGen) this._applySlots(ev.detail.slots);
+      if (mgen === this._mediaGen) this._applySlots(ev.detail.slots, ev.detail.screen);
+    });
+    bridge.addEventListener('dominant-speaker', (ev) => {
+      if (mgen === this._mediaGen) this._applySpeaker(ev.detail);
     });
     bridge.addEventListener('error', (ev) => {
       if (mgen === this._mediaGen) console.warn('tertulia: bridge error', ev.detail);
@@ -122,9 +139,20 @@ export class ConferenceMedia extends EventTarget {
     if (this.bridge) this.bridge.close();
     this.bridge = bridge;
     bridge.startKeepalive(15000, 60000);
+    // A new channel (maybe a new endpoint) knows nothing yet: tell it our state again.
+    if (this.sharing) bridge.sendSharing(true);
+    this.constraints = null;
+    if (this._wantedConstraints) this.sendConstraints(this._wantedConstraints);
   }
 
-  _applySlots(list) {
+  _applySlots(list, screen) {
+    if (screen !== undefined) {
+      const id = typeof screen === 'string' && screen ? screen : null;
+      if (id !== this.screen) {
+        this.screen = id;
+        this._emit('screen');
+      }
+    }
     if (!Array.isArray(list)) return;
     const slots = this.slots.slice();
     for (const entry of list) {
@@ -134,6 +162,72 @@ export class ConferenceMedia extends EventTarget {
     }
     this.slots = slots;
     this._emit('slots');
+  }
+
+  _applySpeaker(msg) {
+    const id = typeof msg.participant === 'string' ? msg.participant : null;
+    const order = Array.isArray(msg.order) ? msg.order.filter((x) => typeof x === 'string') : [];
+    this.speakerKnown = true;
+    this.dominantSpeaker = id;
+    this.speakerOrder = order;
+    this._emit('speaker');
+  }
+
+  /**
+   * Receiver constraints for the bridge: sent only when they differ from the last ones sent
+   * (and again on every new bridge channel). Returns true when something was sent.
+   */
+  sendConstraints(constraints) {
+    this._wantedConstraints = constraints;
+    if (this.constraints && JSON.stringify(this.constraints) === JSON.stringify(constraints)) return false;
+    if (!this.bridge || !this.bridge.sendConstraints(constraints)) return false;
+    this.constraints = constraints;
+    return true;
+  }
+
+  /** Share the screen: pick it (browser UI), send it on the screen m-line, tell the bridge. */
+  async startScreenShare() {
+    if (this.sharing || this._screenBusy) return this.sharing;
+    if (!this.session) {
+      this.status('Screen sharing needs the media connection: try again in a moment.', 'error');
+      return false;
+    }
+    this._screenBusy = true;
+    let track = null;
+    try {
+      track = await getDisplayTrack();
+      if (!this.session || this.state === 'left' || this.state === 'ended') { track.stop(); return false; }
+      await this.session.setScreenTrack(track);
+      this.screenTrack = track;
+      track.addEventListener('ended', () => { if (this.screenTrack === track) this.stopScreenShare(); });
+      this.sharing = true;
+      if (this.bridge) this.bridge.sendSharing(true);
+      this._emit('sharing');
+      return true;
+    } catch (err) {
+      if (track && this.screenTrack !== track) track.stop();
+      if (!err.cancelled) this.status(err.message, 'error');
+      return false;
+    } finally {
+      this._screenBusy = false;
+    }
+  }
+
+  /** Stop sharing (the button, or the browser's own "Stop sharing" which ends the track). */
+  async stopScreenShare() {
+    const track = this.screenTrack;
+    if (!track && !this.sharing) return;
+    this.screenTrack = null;
+    const wasSharing = this.sharing;
+    this.sharing = false;
+    try {
+      if (this.session) await this.session.setScreenTrack(null);
+    } catch (err) {
+      console.warn('tertulia: could not detach the screen track', err);
+    }
+    if (track) track.stop();
+    if (wasSharing && this.bridge) this.bridge.sendSharing(false);
+    if (wasSharing) this._emit('sharing');
   }
 
   _onMediaState(mgen, state) {

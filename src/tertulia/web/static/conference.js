@@ -190,6 +190,9 @@ export class Conference extends ConferenceMedia {
     if (!keepMedia) {
       this._closeMedia();
       this.slots = new Array(this._nslots).fill(null);
+      this.screen = null;
+      this.dominantSpeaker = null;
+      this.speakerOrder = [];
     }
     if (resumed && this._muteDirty) {
       this.signal.send({ type: 'mute', audioMuted: this.audioMuted, videoMuted: this.videoMuted });
@@ -198,6 +201,7 @@ export class Conference extends ConferenceMedia {
     this.controls.onWelcome(welcome, resumed);
     this._emit('participants');
     this._emit('slots');
+    this._emit('screen');
     this._startMedia(gen, keepMedia);
   }
 
@@ -340,6 +344,10 @@ export class Conference extends ConferenceMedia {
     this.resume = null;
     this.mediaState = 'closed';
     if (stopTracks) this.localStream.getTracks().forEach((t) => t.stop());
+    if (this.screenTrack) this.screenTrack.stop();
+    this.screenTrack = null;
+    this.sharing = false;
+    this.screen = null;
   }
 
   /** Leave for good (also cancels waiting in the lobby): sends `leave`, closes, stops devices. */

@@ -9,6 +9,24 @@ export const VIDEO_CONSTRAINTS = {
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 
+// Devices chosen on the prejoin screen (deviceId or null for the default), used for every
+// later getUserMedia, e.g. when unmuting in the meeting. 'ideal': a device that went away
+// falls back to another one instead of failing.
+const preferred = { audio: null, video: null };
+
+export function setPreferredDevices({ audio, video } = {}) {
+  if (audio !== undefined) preferred.audio = audio || null;
+  if (video !== undefined) preferred.video = video || null;
+}
+
+function audioConstraints() {
+  return preferred.audio ? { deviceId: { ideal: preferred.audio } } : true;
+}
+
+function videoConstraints() {
+  return preferred.video ? { ...VIDEO_CONSTRAINTS, deviceId: { ideal: preferred.video } } : VIDEO_CONSTRAINTS;
+}
+
 function describeMediaError(err) {
   switch (err && err.name) {
     case 'NotAllowedError':
@@ -21,7 +39,7 @@ function describeMediaError(err) {
     case 'AbortError':
       return 'the device is in use or cannot be opened';
     case 'TypeError':
-      return 'media devices are not available on this page (HTTPS is required)';
+      return 'they need HTTPS (or localhost)';
     default:
       return (err && err.message) || 'unknown error';
   }
@@ -42,7 +60,7 @@ export async function getLocalMedia({ audio = true, video = true } = {}) {
   }
   if (!audio && !video) return { stream, audioError, videoError };
   try {
-    const s = await md.getUserMedia({ audio: audio || false, video: video ? VIDEO_CONSTRAINTS : false });
+    const s = await md.getUserMedia({ audio: audio ? audioConstraints() : false, video: video ? videoConstraints() : false });
     s.getTracks().forEach((t) => stream.addTrack(t));
     return { stream, audioError, videoError };
   } catch (err) {
@@ -52,13 +70,13 @@ export async function getLocalMedia({ audio = true, video = true } = {}) {
     }
   }
   try {
-    const s = await md.getUserMedia({ audio: true });
+    const s = await md.getUserMedia({ audio: audioConstraints() });
     s.getTracks().forEach((t) => stream.addTrack(t));
   } catch (err) {
     audioError = describeMediaError(err);
   }
   try {
-    const s = await md.getUserMedia({ video: VIDEO_CONSTRAINTS });
+    const s = await md.getUserMedia({ video: videoConstraints() });
     s.getTracks().forEach((t) => stream.addTrack(t));
   } catch (err) {
     videoError = describeMediaError(err);
@@ -66,11 +84,13 @@ export async function getLocalMedia({ audio = true, video = true } = {}) {
   return { stream, audioError, videoError };
 }
 
-/** getUserMedia for one kind; throws an Error with a readable message. */
-export async function getTrack(kind) {
+/** getUserMedia for one kind (that exact device when given); throws an Error with a readable message. */
+export async function getTrack(kind, deviceId = null) {
+  const exact = deviceId ? { deviceId: { exact: deviceId } } : null;
   try {
-    const s = await navigator.mediaDevices.getUserMedia(
-      kind === 'audio' ? { audio: true } : { video: VIDEO_CONSTRAINTS });
+    const s = await navigator.mediaDevices.getUserMedia(kind === 'audio'
+      ? { audio: exact || audioConstraints() }
+      : { video: exact ? { ...VIDEO_CONSTRAINTS, ...exact } : videoConstraints() });
     return s.getTracks()[0];
   } catch (err) {
     const e = new Error(`${kind === 'audio' ? 'Microphone' : 'Camera'}: ${describeMediaError(err)}`);
@@ -97,7 +117,45 @@ function waitForIceGathering(pc, timeout) {
 }
 
 /**
- * One peer connection towards the bridge: send audio, send video, then `slots` receive pairs.
+ * getDisplayMedia({video: true}) → its video track; throws an Error with a readable message
+ * (err.cancelled is true when the user dismissed the picker).
+ */
+export async function getDisplayTrack() {
+  const md = globalThis.navigator && navigator.mediaDevices;
+  if (!md || !md.getDisplayMedia) throw new Error('Screen sharing is not supported by this browser');
+  try {
+    const s = await md.getDisplayMedia({ video: true });
+    const track = s.getVideoTracks()[0];
+    if (!track) throw Object.assign(new Error('no screen was chosen'), { name: 'NotFoundError' });
+    try { track.contentHint = 'detail'; } catch { /* optional */ }
+    return track;
+  } catch (err) {
+    const cancelled = err && err.name === 'NotAllowedError';
+    const e = new Error(cancelled ? 'Screen sharing was cancelled' : `Screen sharing: ${describeMediaError(err)}`);
+    e.cancelled = cancelled;
+    e.cause = err;
+    throw e;
+  }
+}
+
+// The bridge forwards Opus and VP8 only (docs/protocol.md). Offering just those keeps the
+// offer small: with every codec Chrome knows, 22 m-lines make a ~70 KB offer.
+const CODECS = { audio: /^audio\/opus$/i, video: /^video\/vp8$/i };
+
+function preferCodecs(transceiver, kind) {
+  try {
+    const caps = RTCRtpReceiver.getCapabilities && RTCRtpReceiver.getCapabilities(kind);
+    const codecs = caps ? caps.codecs.filter((c) => CODECS[kind].test(c.mimeType)) : [];
+    if (codecs.length && transceiver.setCodecPreferences) transceiver.setCodecPreferences(codecs);
+  } catch (err) {
+    console.info('tertulia: codec preferences not applied', err);
+  }
+}
+
+/**
+ * One peer connection towards the bridge, transceivers in the order of docs/protocol.md: send
+ * audio, send camera, send screen (no track until sharing), `slots` receive pairs (audio, video),
+ * then the screen slot (receive video).
  * Events: 'connectionstatechange' (detail = pc.connectionState), 'localstream' (detail = the new
  * local MediaStream whenever the set of local tracks changes).
  */
@@ -108,15 +166,20 @@ export class MediaSession extends EventTarget {
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.audioTransceiver = this.pc.addTransceiver('audio', { direction: 'sendonly' });
     this.videoTransceiver = this.pc.addTransceiver('video', { direction: 'sendonly' });
+    this.screenSender = this.pc.addTransceiver('video', { direction: 'sendonly' });
     this.slotTransceivers = [];
     this.slotStreams = [];
     for (let i = 0; i < slots; i++) {
       const audio = this.pc.addTransceiver('audio', { direction: 'recvonly' });
       const video = this.pc.addTransceiver('video', { direction: 'recvonly' });
       this.slotTransceivers.push({ audio, video });
-      // Built from the receivers themselves: transceiver 2+2i is audio, 3+2i is video.
+      // Built from the receivers themselves: transceiver 3+2i is audio, 4+2i is video.
       this.slotStreams.push(new MediaStream([audio.receiver.track, video.receiver.track]));
     }
+    this.screenTransceiver = this.pc.addTransceiver('video', { direction: 'recvonly' });
+    this.screenStream = new MediaStream([this.screenTransceiver.receiver.track]);
+    for (const t of this.pc.getTransceivers()) preferCodecs(t, t.receiver.track.kind);
+    this.screenTrack = null; // own screen share, while sharing
     this.audioTrack = null;
     this.videoTrack = null;
     this.audioMuted = false;
@@ -131,6 +194,12 @@ export class MediaSession extends EventTarget {
   /** The receiving MediaStream of slot i (audio + video of whoever occupies it). */
   slotStream(i) {
     return this.slotStreams[i] || null;
+  }
+
+  /** Send `track` (a display capture) on the screen transceiver, or nothing (null). */
+  async setScreenTrack(track) {
+    this.screenTrack = track || null;
+    if (!this.closed) await this.screenSender.sender.replaceTrack(this.screenTrack);
   }
 
   _updateLocalStream() {
@@ -216,6 +285,7 @@ export class MediaSession extends EventTarget {
     if (stopTracks) {
       if (this.audioTrack) this.audioTrack.stop();
       if (this.videoTrack) this.videoTrack.stop();
+      if (this.screenTrack) this.screenTrack.stop();
     }
     try { this.pc.close(); } catch { /* ignore */ }
   }

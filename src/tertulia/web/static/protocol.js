@@ -208,5 +208,18 @@ class JsonChannel extends EventTarget {
 /** Signalling channel (/ws): join, presence, mute, the one offer/answer, controls, chat. */
 export class SignalClient extends JsonChannel {}
 
-/** Bridge channel (/bridge/ws/{endpoint}?token=T): `slots` mapping. */
-export class BridgeChannel extends JsonChannel {}
+/**
+ * Bridge channel (/bridge/ws/{conference}/{endpoint}?token=T). In: `slots` (with `screen`),
+ * `dominant-speaker`. Out: `sharing`, `constraints`.
+ */
+export class BridgeChannel extends JsonChannel {
+  /** {"type":"sharing","screen":bool}: our screen m-line started (true) or stopped sending. */
+  sendSharing(screen) {
+    return this.send({ type: 'sharing', screen: !!screen });
+  }
+
+  /** {"type":"constraints", lastN, onStage, selected, defaultMaxHeight, maxHeights}. */
+  sendConstraints(constraints) {
+    return this.send({ ...constraints, type: 'constraints' });
+  }
+}

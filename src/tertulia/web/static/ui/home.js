@@ -1,7 +1,26 @@
-// Home page ("/"): pick a room name and start.
+// Home page ("/"): pick a room name and start; recent meetings of this browser as links.
 import { h } from './dom.js';
 import { icons } from './icons.js';
 import { randomRoomName, normalizeRoom } from '../names.js';
+import { recentRooms, forgetRooms, ago } from './recent.js';
+
+function recentList() {
+  const rooms = recentRooms();
+  if (!rooms.length) return null;
+  const section = h('section', { class: 'recent', 'aria-labelledby': 'recent-title' },
+    h('div', { class: 'recent-head' },
+      h('h2', { id: 'recent-title', class: 'recent-title' }, 'Recent meetings'),
+      h('button', {
+        id: 'recent-clear', type: 'button', class: 'link-btn', 'aria-label': 'Forget recent meetings',
+        onclick: () => { forgetRooms(); section.remove(); document.getElementById('room-name')?.focus(); },
+      }, 'Clear')),
+    h('ul', { id: 'recent-rooms', class: 'recent-list' },
+      rooms.map((r) => h('li', {},
+        h('a', { class: 'recent-link', href: `/${encodeURIComponent(r.room)}` },
+          h('span', { class: 'recent-room' }, r.room),
+          h('span', { class: 'recent-when' }, ago(r.at)))))));
+  return section;
+}
 
 export function renderHome(root, { navigate }) {
   const input = h('input', {
@@ -39,6 +58,7 @@ export function renderHome(root, { navigate }) {
           h('label', { class: 'field-label', for: 'room-name' }, 'Start or join a meeting'),
           h('div', { class: 'start-row' }, input, button),
           error),
+        recentList(),
       )),
   );
   input.focus();

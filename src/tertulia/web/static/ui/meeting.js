@@ -1,93 +1,105 @@
-// Meeting screen: header with participant count, tile grid, side panels (chat, participants),
-// toolbar, security dialog and lobby knocks.
+// Meeting screen: header (room, copy link, invite, shortcuts, participant count), the stage
+// (tile / stage / lonely layouts, screen share), side panels (chat, participants), toolbar,
+// dialogs (security, invite, keyboard shortcuts) and lobby knocks. Also keeps the bridge told
+// what we show (receiver constraints) and rates each participant's connection.
 import { h } from './dom.js';
 import { icons } from './icons.js';
 import { Tile } from './tile.js';
-import { bestLayout } from './grid.js';
 import { setToggle } from './prejoin.js';
 import { showStatus } from './status.js';
 import { ChatPanel } from './chat.js';
 import { ParticipantsPanel } from './participants.js';
 import { SecurityDialog } from './security.js';
 import { KnockList } from './knocks.js';
+import { Toolbar, setLabel, setIcon } from './toolbar.js';
+import { Stage, chooseLayout, SCREEN } from './stage.js';
+import { InviteDialog, lonelyPanel, copyLink } from './invite.js';
+import { ShortcutsDialog, bindShortcuts } from './shortcuts.js';
+import { ConstraintsReporter } from './constraints.js';
+import { QualityMonitor } from './quality.js';
+import { preferredDevice } from './devices.js';
 
-const CONF_EVENTS = ['participants', 'slots', 'local', 'media', 'hands', 'role', 'room'];
+const CONF_EVENTS = ['participants', 'slots', 'local', 'media', 'hands', 'role', 'room', 'sharing', 'speaker'];
+const SHEETS = '(max-width: 720px)'; // side panels cover the whole screen
 
-function toolButton(id, icon, label) {
-  return h('button', { id, type: 'button', class: 'round-btn tool-btn', 'aria-label': label, title: label, html: icon });
+function headerChip(id, icon, text, label) {
+  const b = h('button', { id, type: 'button', class: 'chip chip-text', 'aria-label': label, title: label, html: icon });
+  if (text) b.append(h('span', { class: 'chip-label', 'aria-hidden': 'true' }, text));
+  return b;
 }
-
-const GAP = 8;
 
 export class MeetingView {
   constructor(root, conference, { onLeave, onPasswordSet }) {
     this.conf = conference;
     this.onLeave = onLeave;
-    this.tiles = new Map(); // participant id (or 'local') → Tile
+    this.tiles = new Map(); // 'local' or participant id → Tile
+    this.pinned = null; // tile key pinned to the stage
+    this.override = null; // 'tile' | 'stage' chosen by the user, else automatic
+    this.current = { mode: 'lonely', main: null };
     this._blocked = false;
-    this._busy = { audio: false, video: false };
+    this._busy = { audio: false, video: false, screen: false };
+    this._screenWas = conference.screen;
 
     this.count = h('span', { id: 'participant-count', class: 'count', title: 'Participants' });
-    this.grid = h('div', { id: 'grid', class: 'grid' });
-    this.stage = h('main', { class: 'stage' }, this.grid);
-    this.audioBtn = h('button', { id: 'toggle-audio', type: 'button', class: 'round-btn', title: 'Microphone (M)' });
-    this.videoBtn = h('button', { id: 'toggle-video', type: 'button', class: 'round-btn', title: 'Camera (V)' });
-    this.leaveBtn = h('button', {
-      id: 'leave-button', type: 'button', class: 'round-btn danger', 'aria-label': 'Leave meeting',
-      title: 'Leave meeting', html: icons.hangup,
-    });
-    this.copyBtn = h('button', {
-      id: 'copy-link', type: 'button', class: 'chip', title: 'Copy meeting link', 'aria-label': 'Copy meeting link',
-      html: icons.link,
-    });
-    this.handBtn = toolButton('raise-hand-button', icons.hand, 'Raise hand (R)');
-    this.chatUnread = h('span', { id: 'chat-unread', class: 'badge', 'aria-hidden': 'true', hidden: true });
-    this.chatBtn = toolButton('chat-button', icons.chat, 'Open chat (C)');
-    this.chatBtn.append(this.chatUnread);
-    this.peopleBtn = toolButton('participants-button', icons.people, 'Participants');
-    this.securityBtn = toolButton('security-button', icons.shield, 'Security options');
-    for (const b of [this.handBtn, this.chatBtn, this.peopleBtn]) b.setAttribute('aria-pressed', 'false');
-    this.securityBtn.setAttribute('aria-haspopup', 'dialog');
+    this.copyBtn = headerChip('copy-link', icons.link, 'Copy link', 'Copy meeting link');
+    this.inviteBtn = headerChip('invite-button', icons.invite, 'Invite', 'Invite people');
+    this.inviteBtn.setAttribute('aria-haspopup', 'dialog');
+    this.helpBtn = headerChip('shortcuts-button', icons.keyboard, null, 'Keyboard shortcuts (?)');
+    this.helpBtn.setAttribute('aria-haspopup', 'dialog');
+    this.helpBtn.setAttribute('aria-keyshortcuts', 'Shift+?');
+    this.toolbar = new Toolbar();
+    const b = this.toolbar.buttons;
+    if (!navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== 'function') b.screen.hidden = true;
 
     this.chat = new ChatPanel(conference, { onClose: () => this.showPanel(null), onUnread: () => this.renderChatButton() });
     this.people = new ParticipantsPanel(conference, { onClose: () => this.showPanel(null) });
-    this.security = new SecurityDialog(conference, { returnFocus: this.securityBtn, onPasswordSet });
+    this.security = new SecurityDialog(conference, { returnFocus: b.security, onPasswordSet });
+    this.invite = new InviteDialog(conference);
+    this.shortcuts = new ShortcutsDialog();
     this.knocks = new KnockList(conference);
     this.panels = { chat: this.chat, participants: this.people };
-    this.panelButtons = { chat: this.chatBtn, participants: this.peopleBtn };
+    this.panelButtons = { chat: b.chat, participants: b.people };
+    this.stage = new Stage({
+      lonely: lonelyPanel(conference.room, { onInvite: () => this.invite.show() }),
+      onStopSharing: () => this.conf.stopScreenShare(),
+      onScreenClick: () => { if (this.pinned) this.togglePin(this.pinned); },
+    });
 
     this.el = h('section', { id: 'meeting', class: 'screen meeting' },
       h('header', { class: 'meeting-header' },
         h('div', { class: 'room-info' },
           h('span', { id: 'meeting-room', class: 'room-label' }, conference.room),
           this.copyBtn),
-        this.count),
-      h('div', { class: 'meeting-body' }, this.stage, this.chat.el, this.people.el),
-      h('footer', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Meeting controls' },
-        this.audioBtn, this.videoBtn, this.handBtn, this.chatBtn, this.peopleBtn, this.securityBtn, this.leaveBtn),
+        h('div', { class: 'header-actions' }, this.inviteBtn, this.helpBtn, this.count)),
+      h('div', { class: 'meeting-body' }, this.stage.el, this.chat.el, this.people.el),
+      this.toolbar.el,
       this.knocks.el,
-      this.security.el);
+      this.security.el,
+      this.invite.el,
+      this.shortcuts.el);
 
-    this.audioBtn.addEventListener('click', () => this.toggle('audio'));
-    this.videoBtn.addEventListener('click', () => this.toggle('video'));
-    this.leaveBtn.addEventListener('click', () => this.onLeave());
-    this.copyBtn.addEventListener('click', () => this.copyLink());
-    this.handBtn.addEventListener('click', () => conference.controls.raiseHand());
-    this.chatBtn.addEventListener('click', () => this.togglePanel('chat'));
-    this.peopleBtn.addEventListener('click', () => this.togglePanel('participants'));
-    this.securityBtn.addEventListener('click', () => this.security.show());
+    b.audio.addEventListener('click', () => this.toggle('audio'));
+    b.video.addEventListener('click', () => this.toggle('video'));
+    b.screen.addEventListener('click', () => this.toggleScreen());
+    b.leave.addEventListener('click', () => this.onLeave());
+    b.hand.addEventListener('click', () => conference.controls.raiseHand());
+    b.chat.addEventListener('click', () => this.togglePanel('chat'));
+    b.people.addEventListener('click', () => this.togglePanel('participants'));
+    b.layout.addEventListener('click', () => this.toggleLayout());
+    b.security.addEventListener('click', () => this.security.show());
+    this.copyBtn.addEventListener('click', () => copyLink(conference.room));
+    this.inviteBtn.addEventListener('click', () => this.invite.show());
+    this.helpBtn.addEventListener('click', () => this.shortcuts.show());
 
-    this._onKey = (ev) => {
-      if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
-      const t = ev.target;
-      if (t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
-      if (this.security.open) return;
-      const k = ev.key.toLowerCase();
-      if (k === 'm') { ev.preventDefault(); this.toggle('audio'); }
-      else if (k === 'v') { ev.preventDefault(); this.toggle('video'); }
-      else if (k === 'c') { ev.preventDefault(); this.togglePanel('chat'); }
-      else if (k === 'r') { ev.preventDefault(); this.conf.controls.raiseHand(); }
-    };
+    this._unbindKeys = bindShortcuts({
+      mic: () => this.toggle('audio'),
+      camera: () => this.toggle('video'),
+      screen: () => this.toggleScreen(),
+      chat: () => this.togglePanel('chat'),
+      hand: () => this.conf.controls.raiseHand(),
+      layout: () => this.toggleLayout(),
+      help: () => this.shortcuts.show(),
+    });
     this._onModeration = (ev) => this.onModeration(ev.detail);
     this._onRole = () => {
       if (this.conf.controls.isModerator) showStatus({ text: 'You are now a moderator', level: 'info' });
@@ -98,18 +110,33 @@ export class MeetingView {
       for (const tile of this.tiles.values()) tile.replay();
       showStatus({ text: '' });
     };
+    this._onScreen = () => {
+      // A screen share that starts or stops decides the layout again (stage while it lasts).
+      if (this.conf.screen !== this._screenWas) this.override = null;
+      this._screenWas = this.conf.screen;
+      this.render();
+    };
     this._render = () => this.render();
-    document.addEventListener('keydown', this._onKey);
     document.addEventListener('pointerdown', this._onUnblock, true);
     for (const type of CONF_EVENTS) conference.addEventListener(type, this._render);
+    conference.addEventListener('screen', this._onScreen);
     conference.addEventListener('moderation', this._onModeration);
     conference.addEventListener('role', this._onRole);
-    this._resizeObs = new ResizeObserver(() => this.layout());
-    this._resizeObs.observe(this.stage);
+    this.sheets = window.matchMedia(SHEETS);
+    this.constraints = new ConstraintsReporter(conference, () => ({
+      ...this.current, pinned: this.pinned, tiles: this.tiles, covered: this.sheets.matches && this.panelOpen,
+    }), this.stage.el);
+    this.quality = new QualityMonitor(conference, (id) => this.tiles.get(id));
+    this._resizeObs = new ResizeObserver(() => this.stage.layoutGrid());
+    this._resizeObs.observe(this.stage.el);
     this._speakTimer = setInterval(() => this.updateSpeakers(), 400);
 
     root.replaceChildren(this.el);
     this.render();
+  }
+
+  get panelOpen() {
+    return Object.values(this.panels).some((p) => p.open);
   }
 
   onBlocked() {
@@ -121,7 +148,7 @@ export class MeetingView {
   async toggle(kind) {
     if (this._busy[kind]) return;
     this._busy[kind] = true;
-    const btn = kind === 'audio' ? this.audioBtn : this.videoBtn;
+    const btn = kind === 'audio' ? this.toolbar.buttons.audio : this.toolbar.buttons.video;
     btn.disabled = true;
     try {
       if (kind === 'audio') await this.conf.setAudioMuted(!this.conf.audioMuted);
@@ -131,6 +158,45 @@ export class MeetingView {
       btn.disabled = false;
       this.render();
     }
+  }
+
+  async toggleScreen() {
+    const btn = this.toolbar.buttons.screen;
+    if (btn.hidden) {
+      showStatus({ text: 'This browser cannot share its screen.', level: 'error' });
+      return;
+    }
+    if (this._busy.screen) return;
+    this._busy.screen = true;
+    btn.disabled = true;
+    try {
+      if (this.conf.sharing) await this.conf.stopScreenShare();
+      else await this.conf.startScreenShare();
+    } finally {
+      this._busy.screen = false;
+      btn.disabled = false;
+      this.render();
+    }
+  }
+
+  togglePin(key) {
+    this.pinned = this.pinned === key ? null : key;
+    this.override = null;
+    this.render();
+  }
+
+  toggleLayout() {
+    if (this.current.mode === 'lonely') {
+      showStatus({ text: "You're the only one here: the layout changes once others join.", level: 'info' });
+      return;
+    }
+    if (this.current.mode === 'tile') {
+      this.override = 'stage';
+    } else {
+      this.override = 'tile';
+      this.pinned = null;
+    }
+    this.render();
   }
 
   /** Open one side panel (or none); focus goes into it, and back to its button on close. */
@@ -143,7 +209,8 @@ export class MeetingView {
     this.el.classList.toggle('panel-open', !!name);
     if (!name && before) this.panelButtons[before].focus();
     this.renderChatButton();
-    this.layout();
+    this.stage.layoutGrid();
+    this.constraints.schedule();
   }
 
   togglePanel(name) {
@@ -152,12 +219,10 @@ export class MeetingView {
 
   renderChatButton() {
     const n = this.chat.unread;
-    this.chatUnread.textContent = n > 99 ? '99+' : String(n);
-    this.chatUnread.hidden = n === 0;
+    this.toolbar.chatUnread.textContent = n > 99 ? '99+' : String(n);
+    this.toolbar.chatUnread.hidden = n === 0;
     const open = this.chat.open;
-    const label = `${open ? 'Close' : 'Open'} chat (C)${n ? `, ${n} unread ${n === 1 ? 'message' : 'messages'}` : ''}`;
-    this.chatBtn.setAttribute('aria-label', label);
-    this.chatBtn.title = label;
+    setLabel(this.toolbar.buttons.chat, `${open ? 'Close' : 'Open'} chat (C)${n ? `, ${n} unread ${n === 1 ? 'message' : 'messages'}` : ''}`);
   }
 
   onModeration(m) {
@@ -172,32 +237,25 @@ export class MeetingView {
     }
   }
 
-  async copyLink() {
-    const url = `${location.origin}/${this.conf.room}`;
-    try {
-      await navigator.clipboard.writeText(url);
-      showStatus({ text: 'Meeting link copied', level: 'info' });
-    } catch {
-      showStatus({ text: url, level: 'info' });
-    }
-  }
-
-  render() {
+  renderTiles() {
     const c = this.conf;
     const session = c.session;
     const slotOf = new Map();
     c.slots.forEach((pid, i) => { if (pid) slotOf.set(pid, i); });
-
-    const wanted = [['local', null], ...[...c.participants.keys()].map((id) => [id, c.participants.get(id)])];
+    const wanted = [['local', null], ...[...c.participants.entries()]];
     const keep = new Set(wanted.map(([id]) => id));
     for (const [id, tile] of this.tiles) {
       if (!keep.has(id)) { tile.destroy(); this.tiles.delete(id); }
     }
-    let prev = null;
+    if (this.pinned && !keep.has(this.pinned)) this.pinned = null;
+    const sink = preferredDevice('speaker');
     for (const [id, p] of wanted) {
       let tile = this.tiles.get(id);
       if (!tile) {
-        tile = new Tile({ id: id === 'local' ? (c.me || 'local') : id, local: id === 'local', onBlocked: () => this.onBlocked() });
+        tile = new Tile({
+          id: id === 'local' ? (c.me || 'local') : id, local: id === 'local',
+          onBlocked: () => this.onBlocked(), onPin: () => this.togglePin(id),
+        });
         this.tiles.set(id, tile);
       }
       if (id === 'local') {
@@ -207,13 +265,36 @@ export class MeetingView {
         const slot = slotOf.has(id) ? slotOf.get(id) : null;
         const stream = slot !== null && session ? session.slotStream(slot) : null;
         tile.update({ name: p.name, audioMuted: !!p.audioMuted, videoMuted: !!p.videoMuted, stream, slot, hand: c.hands.indexOf(id) + 1 });
+        tile.setSink(sink);
       }
-      // keep DOM order: local first, then join order
-      const expectedNext = prev ? prev.el.nextSibling : this.grid.firstChild;
-      if (expectedNext !== tile.el) this.grid.insertBefore(tile.el, expectedNext);
-      prev = tile;
+      tile.setPinned(this.pinned === id);
     }
+  }
 
+  render() {
+    const c = this.conf;
+    this.renderTiles();
+    const others = [...c.participants.keys()];
+    const sharer = c.screen && c.participants.has(c.screen) ? c.screen : null;
+    if (sharer && c.session) this.stage.screenTile.update(c.participants.get(sharer).name, c.session.screenStream);
+    else this.stage.screenTile.clear();
+    this.current = chooseLayout({
+      others, pinned: this.pinned, screen: sharer, override: this.override,
+      dominant: c.dominantSpeaker, order: c.speakerOrder,
+    });
+    const keys = [...(sharer ? [SCREEN] : []), 'local', ...others];
+    this.stage.arrange(this.current, keys, (k) => (k === SCREEN ? this.stage.screenTile.el : this.tiles.get(k).el));
+    this.stage.setSharing(c.sharing);
+    this.el.dataset.layout = this.current.mode;
+    this.renderToolbar();
+    this.renderSpeaker();
+    this.constraints.track([...this.tiles].filter(([k]) => k !== 'local').map(([, t]) => t.el));
+    this.constraints.schedule();
+  }
+
+  renderToolbar() {
+    const c = this.conf;
+    const b = this.toolbar.buttons;
     const n = c.participants.size + 1;
     this.count.replaceChildren(
       h('span', { class: 'count-icon', html: icons.people }),
@@ -221,40 +302,38 @@ export class MeetingView {
       h('span', { class: 'sr-only' }, n === 1 ? ' participant' : ' participants'));
     this.count.dataset.count = String(n);
     this.count.setAttribute('aria-label', `${n} ${n === 1 ? 'participant' : 'participants'}`);
-    setToggle(this.audioBtn, 'audio', c.audioMuted);
-    setToggle(this.videoBtn, 'video', c.videoMuted);
+    setToggle(b.audio, 'audio', c.audioMuted, 'M');
+    setToggle(b.video, 'video', c.videoMuted, 'V');
     const raised = c.controls.handRaised;
-    this.handBtn.setAttribute('aria-pressed', raised ? 'true' : 'false');
-    this.handBtn.classList.toggle('active', raised);
-    const handLabel = raised ? 'Lower hand (R)' : 'Raise hand (R)';
-    this.handBtn.setAttribute('aria-label', handLabel);
-    this.handBtn.title = handLabel;
+    b.hand.setAttribute('aria-pressed', raised ? 'true' : 'false');
+    b.hand.classList.toggle('active', raised);
+    setLabel(b.hand, raised ? 'Lower hand (R)' : 'Raise hand (R)');
+    b.screen.setAttribute('aria-pressed', c.sharing ? 'true' : 'false');
+    b.screen.classList.toggle('active', c.sharing);
+    setLabel(b.screen, c.sharing ? 'Stop sharing your screen (D)' : 'Share your screen (D)');
+    setIcon(b.screen, c.sharing ? icons.screenOff : icons.screen);
+    b.layout.setAttribute('aria-pressed', this.current.mode === 'tile' ? 'true' : 'false');
     const { lobby, locked } = c.roomState;
-    this.securityBtn.classList.toggle('secured', lobby || locked);
-    const secLabel = `Security options${locked ? ', password set' : ''}${lobby ? ', lobby on' : ''}`;
-    this.securityBtn.setAttribute('aria-label', secLabel);
-    this.securityBtn.title = secLabel;
-    this.peopleBtn.classList.toggle('attention', c.hands.length > 0);
-    this.layout();
+    b.security.classList.toggle('secured', lobby || locked);
+    setLabel(b.security, `Security options${locked ? ', password set' : ''}${lobby ? ', lobby on' : ''}`);
+    b.people.classList.toggle('attention', c.hands.length > 0);
+    this.toolbar.buttons.more.classList.toggle('attention', c.sharing);
   }
 
-  layout() {
-    const n = this.tiles.size;
-    const style = getComputedStyle(this.stage);
-    const w = this.stage.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
-    const hgt = this.stage.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) - 2;
-    if (w <= 0 || hgt <= 0) return;
-    const { cols, tileW } = bestLayout(n, w, hgt, GAP);
-    this.grid.style.setProperty('--cols', String(cols));
-    this.grid.style.setProperty('--tile-w', `${tileW}px`);
-    this.grid.style.setProperty('--gap', `${GAP}px`);
-    this.grid.dataset.cols = String(cols);
+  /** The bridge's dominant speaker, once it names one; until then local audio levels. */
+  renderSpeaker() {
+    const c = this.conf;
+    if (!c.speakerKnown) return;
+    for (const [key, tile] of this.tiles) {
+      const id = key === 'local' ? c.me : key;
+      tile.setSpeaking(!!id && id === c.dominantSpeaker);
+    }
   }
 
   updateSpeakers() {
     const c = this.conf;
     const session = c.session;
-    if (!session) return;
+    if (!session || c.speakerKnown) return;
     const now = performance.timeOrigin + performance.now();
     c.slots.forEach((pid, i) => {
       if (!pid) return;
@@ -272,15 +351,21 @@ export class MeetingView {
   }
 
   destroy() {
-    document.removeEventListener('keydown', this._onKey);
+    this._unbindKeys();
     document.removeEventListener('pointerdown', this._onUnblock, true);
     for (const type of CONF_EVENTS) this.conf.removeEventListener(type, this._render);
+    this.conf.removeEventListener('screen', this._onScreen);
     this.conf.removeEventListener('moderation', this._onModeration);
     this.conf.removeEventListener('role', this._onRole);
     this.chat.destroy();
     this.people.destroy();
     this.security.destroy();
+    this.invite.destroy();
+    this.shortcuts.destroy();
     this.knocks.destroy();
+    this.toolbar.destroy();
+    this.constraints.destroy();
+    this.quality.destroy();
     this._resizeObs.disconnect();
     clearInterval(this._speakTimer);
     for (const tile of this.tiles.values()) tile.destroy();

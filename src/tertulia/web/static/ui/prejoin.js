@@ -1,8 +1,9 @@
-// Prejoin screen: preview, mic level, name, device toggles, "Join meeting".
+// Prejoin screen: preview, mic level, name, device toggles and choice, "Join meeting".
 import { h, initials, hueFor, attachStream } from './dom.js';
 import { icons } from './icons.js';
 import { LevelMeter } from './meter.js';
 import { getTrack } from '../media.js';
+import { DevicePicker, storeDevice, preferredDevice } from './devices.js';
 
 export const NAME_KEY = 'tertulia.displayName';
 
@@ -15,10 +16,13 @@ export function storeName(name) {
 }
 
 /** Set aria-pressed (= muted), label and icon on a mic/camera toggle button. */
-export function setToggle(button, kind, muted) {
+export function setToggle(button, kind, muted, key = null) {
   const noun = kind === 'audio' ? 'microphone' : 'camera';
+  const action = kind === 'audio' ? (muted ? 'Unmute' : 'Mute') : (muted ? 'Turn on' : 'Turn off');
+  const label = `${action} ${noun}${key ? ` (${key})` : ''}`;
   button.setAttribute('aria-pressed', muted ? 'true' : 'false');
-  button.setAttribute('aria-label', `${muted ? 'Unmute' : 'Mute'} ${noun}`);
+  button.setAttribute('aria-label', label);
+  button.title = label;
   button.classList.toggle('off', muted);
   const icon = kind === 'audio' ? (muted ? icons.micOff : icons.mic) : (muted ? icons.camOff : icons.cam);
   if (button.dataset.icon !== icon) {
@@ -89,6 +93,7 @@ export function renderPrejoin(root, { room, name, media, onJoin }) {
         return;
       }
       audioBtn.disabled = false;
+      picker.refresh(); // device names are known once one was opened
     }
     audioMuted = !audioMuted;
     refresh();
@@ -111,13 +116,43 @@ export function renderPrejoin(root, { room, name, media, onJoin }) {
     }
     videoBtn.disabled = false;
     refresh();
+    picker.refresh();
   });
+
+  const deviceOf = (kind) => {
+    const track = kind === 'audio' ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    return (track && track.getSettings().deviceId) || preferredDevice(kind);
+  };
+  const picker = new DevicePicker({
+    current: deviceOf,
+    onSelect: async (kind, id) => {
+      storeDevice(kind, id);
+      if (kind === 'speaker' || (kind === 'video' && videoMuted)) return;
+      const old = kind === 'audio' ? stream.getAudioTracks() : stream.getVideoTracks();
+      old.forEach((t) => { t.stop(); stream.removeTrack(t); });
+      try {
+        stream.addTrack(await getTrack(kind, id));
+        say('');
+      } catch (err) {
+        say(`${err.message}. Choose another device or join without it.`);
+        if (kind === 'audio') audioMuted = true;
+        else videoMuted = true;
+      }
+      refresh();
+      picker.refresh();
+    },
+  });
+  if (!window.isSecureContext) {
+    picker.el.hidden = true;
+    say('Camera and microphone need HTTPS (or localhost). You can still join, but others will not see or hear you.');
+  }
 
   const join = () => {
     if (done) return;
     done = true;
     joinBtn.disabled = true;
     meter.destroy();
+    picker.destroy();
     onJoin({ name: nameInput.value.trim(), audioMuted, videoMuted, stream });
   };
   joinBtn.addEventListener('click', join);
@@ -137,7 +172,8 @@ export function renderPrejoin(root, { room, name, media, onJoin }) {
           h('div', { class: 'preview-bar' },
             audioBtn, videoBtn,
             h('div', { class: 'meter-wrap' }, h('span', { class: 'meter-icon', html: icons.mic }), meter.el)),
-          message),
+          message,
+          picker.el),
         h('div', { class: 'prejoin-form' },
           h('p', { class: 'eyebrow' }, 'Ready to join?'),
           h('h1', { id: 'room-title', class: 'room-title' }, room),
@@ -149,6 +185,6 @@ export function renderPrejoin(root, { room, name, media, onJoin }) {
   refresh();
   nameInput.focus();
   return {
-    destroy() { meter.destroy(); },
+    destroy() { meter.destroy(); picker.destroy(); },
   };
 }

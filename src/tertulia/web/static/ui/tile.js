@@ -1,9 +1,10 @@
-// One participant tile: video, avatar, name and mute icons.
+// One participant tile: video, avatar, name, mute icons, raised hand, pin button and (remote
+// tiles) a connection quality dot. Clicking the tile (or its pin button) calls onPin().
 import { h, initials, hueFor, attachStream } from './dom.js';
 import { icons } from './icons.js';
 
 export class Tile {
-  constructor({ id, local = false, onBlocked }) {
+  constructor({ id, local = false, onBlocked, onPin }) {
     this.id = id;
     this.local = local;
     this.onBlocked = onBlocked;
@@ -21,12 +22,59 @@ export class Tile {
     this.videoIcon = h('span', { class: 'tile-icon icon-video-muted', title: 'Camera off', html: icons.camOff });
     this.handPos = h('span', { class: 'tile-hand-pos' });
     this.hand = h('span', { class: 'tile-hand', role: 'img', hidden: true }, h('span', { html: icons.hand }), this.handPos);
-    this.el = h('div', { class: 'tile', 'data-participant': id, 'data-local': local ? 'true' : null },
+    this.pinBtn = h('button', { type: 'button', class: 'chip tile-pin', 'aria-pressed': 'false', html: icons.pin });
+    this.quality = local ? null : h('span', { class: 'tile-quality', role: 'img', hidden: true });
+    this.el = h('div', { class: 'tile', role: 'group', 'data-participant': id, 'data-local': local ? 'true' : null },
       this.video,
       h('div', { class: 'avatar-layer' }, this.avatar),
       this.hand,
-      h('div', { class: 'tile-label' }, this.audioIcon, this.videoIcon, this.nameEl));
+      this.pinBtn,
+      h('div', { class: 'tile-label' }, this.quality, this.audioIcon, this.videoIcon, this.nameEl));
     this._name = null;
+    this._sink = '';
+    this.pinned = false;
+    if (onPin) {
+      this.pinBtn.addEventListener('click', (ev) => { ev.stopPropagation(); onPin(); });
+      this.el.addEventListener('click', (ev) => { if (!ev.target.closest('button')) onPin(); });
+    }
+  }
+
+  get label() {
+    return this._name || '';
+  }
+
+  /** Whether the tile shows video now (not the avatar). */
+  get showsVideo() {
+    return this.el.classList.contains('show-video');
+  }
+
+  setPinned(on) {
+    this.pinned = on;
+    this.el.classList.toggle('pinned', on);
+    this.pinBtn.setAttribute('aria-pressed', on ? 'true' : 'false');
+    const name = this._name || 'this participant';
+    const label = on ? `Unpin ${name}` : `Pin ${name} to the stage`;
+    this.pinBtn.setAttribute('aria-label', label);
+    this.pinBtn.title = label;
+  }
+
+  /** level: 'good' | 'fair' | 'poor' | null (unknown: no dot). */
+  setQuality(level, text = '') {
+    if (!this.quality) return;
+    for (const l of ['good', 'fair', 'poor']) this.quality.classList.toggle(`quality-${l}`, level === l);
+    this.el.dataset.quality = level || '';
+    this.quality.hidden = !level;
+    const label = level ? `Connection ${level}${text ? ` (${text})` : ''}` : '';
+    this.quality.setAttribute('aria-label', label);
+    this.quality.title = label;
+  }
+
+  /** Play remote audio on this output device (setSinkId, where supported). */
+  setSink(id) {
+    const sink = id || '';
+    if (this.local || sink === this._sink || typeof this.video.setSinkId !== 'function') return;
+    this._sink = sink;
+    this.video.setSinkId(sink).catch((err) => console.warn('tertulia: cannot use that speaker', err));
   }
 
   /** {name, audioMuted, videoMuted, stream (MediaStream|null), slot (int|null), hand (queue position, 0 = none)} */
@@ -38,6 +86,7 @@ export class Tile {
       this.avatar.textContent = initials(name || (this.local ? 'Me' : 'Guest'));
       this.avatar.style.setProperty('--hue', hueFor(this.local ? name : this.id));
       this.el.setAttribute('aria-label', label);
+      this.setPinned(this.pinned);
     }
     const d = this.el.dataset;
     d.audioMuted = audioMuted ? 'true' : 'false';
