@@ -132,6 +132,7 @@ class Peer:
     screen_frames: int = 0
     screen_size: tuple[int, int] | None = None
     screen_occupant: str | None = None
+    sharing: list[str] = field(default_factory=list)
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _next_id: int = 0
 
@@ -226,6 +227,7 @@ class Peer:
             if data["type"] == "slots":
                 self.slot_map = [s["participant"] for s in data["slots"]]
                 self.screen_occupant = data.get("screen")
+                self.sharing = data.get("sharing", [])
 
     async def _consume(self, slot: int, transceivers: list[RTCRtpTransceiver]) -> None:
         base = 3 if self.screen else 2

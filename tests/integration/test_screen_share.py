@@ -32,6 +32,7 @@ async def test_screen_share_reaches_others_and_stops() -> None:
             assert await wait_until(lambda: viewer.screen_frames > 5, timeout=15)
             assert viewer.screen_size == (320, 180)  # the screen track, not the camera
             assert sharer.screen_occupant is None  # nobody is shown their own screen
+            assert viewer.sharing == [sharer.id] and sharer.sharing == [sharer.id]
             cam = viewer.frames_from(sharer.id)
             assert cam is not None and cam.last_video_size == (160, 120)
             await sharer.share_screen(False)

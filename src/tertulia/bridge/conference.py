@@ -111,7 +111,9 @@ class Conference:
             receiver.screen_occupant = sharer if receiver.screen_slot is not None else None
             if receiver.screen_slot is not None:
                 self._attach(receiver.screen_slot, sharer, "screen")
-            if occupants != before or receiver.screen_occupant != screen_before:
+            sharers_changed = receiver.sharers != self.sharers
+            receiver.sharers = list(self.sharers)
+            if occupants != before or receiver.screen_occupant != screen_before or sharers_changed:
                 receiver.notify(receiver.slots_message())
         self._rebuild_fanout()
         for receiver in self.endpoints.values():

@@ -163,6 +163,7 @@ class Endpoint:
                 history_age,
             )
         self.screen_occupant: str | None = None
+        self.sharers: list[str] = []  # everyone sharing a screen, most recent last
         self.stream_by_ssrc: dict[int, SlotStream] = {}
         for pair in self.slots:
             for stream in pair:
@@ -273,6 +274,7 @@ class Endpoint:
             "type": "slots",
             "slots": [{"slot": i, "participant": p} for i, p in enumerate(self.occupants)],
             "screen": self.screen_occupant,
+            "sharing": list(self.sharers),
         }
 
     def notify(self, message: dict[str, Any]) -> None:
