@@ -10,6 +10,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from tertulia.accept import Acceptor
 from tertulia.bridge import api as bridge_api
 from tertulia.bridge.bridge import Bridge, BridgeSettings
 from tertulia.config import Settings
@@ -85,8 +86,9 @@ async def run(settings: Settings) -> None:
     app, _bridge = build(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
+    acceptor = Acceptor()
+    await acceptor.start(runner, settings.host, settings.port)
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::1") else settings.host
     print(f"Tertulia is running: open http://{shown}:{settings.port}/", flush=True)
     print(
@@ -103,4 +105,5 @@ async def run(settings: Settings) -> None:
         await stop.wait()
     finally:
         log.info("shutting down")
+        acceptor.close()
         await runner.cleanup()
