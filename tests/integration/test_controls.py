@@ -54,6 +54,17 @@ async def test_first_is_moderator_and_moderator_actions_are_refused_to_others() 
         assert (await third.wait_type("unmute-requested"))["by"] == guest.id
 
 
+async def test_set_name_updates_everyone() -> None:
+    async with clients("a", "b") as (_, _, (a, b)):
+        await a.join("names")
+        await b.join("names")
+        assert (await b.request({"type": "set-name", "name": "  Bea\u0007 Smith "}))["type"] == "ok"
+        for c in (a, b):
+            seen = await c.wait_type("participant-updated")
+            assert seen["participant"]["id"] == b.id and seen["participant"]["name"] == "Bea Smith"
+        assert (await b.request({"type": "set-name", "name": "\u0007"}))["code"] == "bad-message"
+
+
 async def test_moderator_leaving_hands_over_to_the_longest_present() -> None:
     async with clients("a", "b", "c") as (_, _, (a, b, c)):
         for x in (a, b, c):

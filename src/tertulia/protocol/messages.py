@@ -77,6 +77,7 @@ SPECS: dict[str, dict[str, Field]] = {
     },
     "offer": {"sdp": Field("str", required=True, max_len=MAX_SDP)},
     "mute": {"audioMuted": _BOOL, "videoMuted": _BOOL},
+    "set-name": {"name": Field("str", required=True, max_len=1024)},
     "leave": {},
     "ping": {},
     "chat": {"text": Field("str", required=True, max_len=8000), "to": _S},

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tertulia.focus.focus import Focus, FocusError
-from tertulia.protocol.messages import ProtocolError, Request, clean_text, parse_client_message
+from tertulia.protocol.messages import (
+    ProtocolError,
+    Request,
+    clean_name,
+    clean_text,
+    parse_client_message,
+)
 from tertulia.signal.limits import AbuseMeter, KeyedLimiter, Limits, TokenBucket
 from tertulia.signal.rooms import MODERATOR, Knock, Participant, Room, Rooms, new_participant_id
 from tertulia.signal.tokens import TokenError, TokenVerifier
@@ -313,6 +319,13 @@ class Session:
                 me.forced_mute.discard(kind)  # unmuting oneself lifts a moderator's mute
                 self.hub.focus.set_blocked(room.name, me.id, kind, False)
         self.hub.rooms.update(me)
+
+    def on_set_name(self, request: Request, me: Participant, room: Room, now: float) -> None:
+        name = clean_name(request.data["name"])
+        if not name:
+            raise ProtocolError("bad-message", "the name is empty", request.ref)
+        me.name = name
+        self.hub.rooms.update(me, include_self=True)
 
     def on_chat(self, request: Request, me: Participant, room: Room, now: float) -> None:
         text = clean_text(request.data["text"], self.hub.limits.max_chat_chars)
