@@ -172,6 +172,7 @@ class Peer:
         assert answer["type"] == "answer", answer
         self.answer_sdp = answer["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        self._route_rtx(answer["sdp"])
         base = self.ws_url.rsplit("/ws", 1)[0]
         self.channel = await self.session.ws_connect(base + answer["bridgeChannel"])
         self._tasks.append(asyncio.create_task(self._read_channel()))
@@ -181,6 +182,21 @@ class Peer:
             self._tasks.append(asyncio.create_task(self._consume(i, transceivers)))
         if self.screen:
             self._tasks.append(asyncio.create_task(self._consume_screen(transceivers[-1])))
+
+    def _route_rtx(self, answer: str) -> None:
+        """Work around aiortc 1.16's RTP router: it never registers RTX SSRCs and routes an
+        unknown SSRC only by payload type, which several slot m-lines share, so RTX would be
+        dropped. Bind each FID group's RTX SSRC (RFC 5576 §4.2) to its m-line's receiver."""
+        assert self.pc is not None
+        by_mid = {t.mid: t for t in self.pc.getTransceivers()}
+        for section in answer.split("\r\nm=")[1:]:
+            lines = section.split("\r\n")
+            mid = next((x[6:] for x in lines if x.startswith("a=mid:")), None)
+            fid = next((x.split()[1:] for x in lines if x.startswith("a=ssrc-group:FID ")), None)
+            transceiver = by_mid.get(mid)
+            if transceiver is not None and fid and len(fid) == 2:
+                router = transceiver.receiver.transport._rtp_router
+                router.ssrc_table[int(fid[1])] = transceiver.receiver
 
     async def _consume_screen(self, transceiver: RTCRtpTransceiver) -> None:
         try:

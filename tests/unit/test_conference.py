@@ -119,16 +119,24 @@ def test_video_forwarded_rewritten_with_keyframe_request_and_nack() -> None:
     seqs = [p.sequence_number for p in received]
     assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
 
-    # A NACK from bob is answered from the history with the very same SRTP bytes.
-    before = len(bob.inbox)
-    original = [d for d in bob.inbox if not 192 <= d[1] <= 223][10]
+    # A NACK from bob is answered from the history on bob's RTX stream (RFC 4588).
     wanted = seqs[10]
     nack = GenericNack(sender_ssrc=99, media_ssrc=slot_video.ssrc, lost=[wanted])
     conference.on_rtcp(bob.endpoint, [nack], now)
-    assert len(bob.inbox) == before + 1
+    rtx = bob.received_rtp()[-1]
+    assert slot_video.rtx_ssrc is not None
+    assert (rtx.ssrc, rtx.payload_type) == (slot_video.rtx_ssrc, slot_video.rtx_payload_type)
+    assert int.from_bytes(rtx.payload[:2], "big") == wanted  # OSN
+    assert rtx.payload[2:] == received[10].payload and rtx.timestamp == received[10].timestamp
+    assert bob.endpoint.stats.retransmissions == bob.endpoint.stats.rtx_sent == 1
+
+    # Without RTX the original packet goes again, protected anew to the very same bytes.
+    original = [d for d in bob.inbox if not 192 <= d[1] <= 223][10]
+    slot_video.rtx_ssrc = None
+    conference.on_rtcp(bob.endpoint, [nack], now)
     assert bob.inbox[-1] == original
-    bob._seen = len(bob.inbox)  # the retransmission would be a replay of a packet bob has
-    assert bob.endpoint.stats.retransmissions == 1
+    bob._seen = len(bob.inbox)  # bob already has that packet: decoding it again is a replay
+    assert bob.endpoint.stats.retransmissions == 2
 
     # A PLI from bob reaches alice, throttled.
     alice.clear()

@@ -459,7 +459,10 @@ def test_answer_for_aiortc_offer() -> None:
     assert [m.mid for m in parsed.media] == [m.mid for m in offer.media]
     for m in parsed.media:
         assert (m.port, m.protocol, m.rtcp_mux) == (10000, "UDP/TLS/RTP/SAVPF", True)
-        assert len(m.codecs) == 1 and m.raw_formats == (str(m.codecs[0].payload_type),)
+        assert m.raw_formats == tuple(str(c.payload_type) for c in m.codecs)
+    # One codec each; receive-slot video also gets RTX (RFC 4588), which aiortc offers.
+    assert [len(m.codecs) for m in parsed.media] == [1, 1, 1, 2, 1, 2]
+    assert [m.codecs[1].fmtp for m in parsed.media[3::2]] == ["apt=97", "apt=97"]
     assert [m.codecs[0].name for m in parsed.media] == ["opus", "VP8"] * 3
     assert parsed.media[1].codecs[0].rtcp_fb == ("nack", "nack pli")
     assert parsed.media[0].extmaps == {EXT_MID: 1, EXT_AUDIO_LEVEL: 2}
@@ -491,10 +494,12 @@ def test_answer_for_chrome_offer() -> None:
     assert answer.count("a=fmtp:111 minptime=10;useinbandfec=1\r\n") == 3  # opus fmtp copied
     assert "a=fmtp:96" not in answer  # none for VP8
     assert answer.count("a=rtcp-fb:96 ccm fir") == 3
+    # RTX only on what the bridge sends (the slots), bound to VP8 96 (RFC 4588 §8.6)
+    assert answer.count("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n") == 2
+    assert "m=video 10000 UDP/TLS/RTP/SAVPF 96\r\n" in answer  # the camera: no RTX
     for unwanted in (
         "transport-cc",
         "goog-remb",
-        " rtx/",
         " red/",
         "ulpfec",
         "simulcast",

@@ -62,6 +62,7 @@ class EndpointStats:
     bytes_out: int = 0
     nacks_received: int = 0
     retransmissions: int = 0
+    rtx_sent: int = 0
     nack_misses: int = 0
     plis_received: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -75,6 +76,7 @@ def _slot_stream(
 ) -> SlotStream:
     from tertulia.bridge.rtp.history import PacketHistory
 
+    rtx = media.rtx_payload_type
     return SlotStream(
         kind=kind,
         ssrc=random.randrange(1, 1 << 32),
@@ -84,6 +86,8 @@ def _slot_stream(
         mid=media.mid,
         cname=cname,
         history=PacketHistory(max_age=history_age),
+        rtx_ssrc=random.randrange(1, 1 << 32) if rtx is not None else None,
+        rtx_payload_type=rtx,
     )
 
 
@@ -196,10 +200,14 @@ class Endpoint:
         for i, (audio, video) in enumerate(self.slots):
             stream_id = f"slot-{i}"
             out[audio.mid] = SlotSource(audio.ssrc, audio.cname, stream_id, f"slot-{i}-audio")
-            out[video.mid] = SlotSource(video.ssrc, video.cname, stream_id, f"slot-{i}-video")
+            out[video.mid] = SlotSource(
+                video.ssrc, video.cname, stream_id, f"slot-{i}-video", video.rtx_ssrc
+            )
         if self.screen_slot is not None:
             screen = self.screen_slot
-            out[screen.mid] = SlotSource(screen.ssrc, screen.cname, "screen", "screen-video")
+            out[screen.mid] = SlotSource(
+                screen.ssrc, screen.cname, "screen", "screen-video", screen.rtx_ssrc
+            )
         return out
 
     # -- transport -----------------------------------------------------------------------
@@ -242,7 +250,7 @@ class Endpoint:
         if self.srtp is None or self.addr is None:
             return
         data = self.srtp.protect_rtp(packet)
-        stream.history.add(seq, data, now)
+        stream.history.add(seq, packet, now)  # plaintext: retransmissions are protected anew
         self.stats.rtp_out += 1
         self.stats.bytes_out += len(data)
         self._transmit(data, self.addr)
@@ -256,15 +264,22 @@ class Endpoint:
         self._transmit(data, self.addr)
 
     def retransmit(self, stream: SlotStream, seqs: list[int], now: float) -> None:
-        """Answer a NACK from the history (RFC 4585 §6.2.1): resend the same SRTP bytes."""
-        if self.addr is None:
+        """Answer a NACK from the history (RFC 4585 §6.2.1): on the RTX stream when the
+        receiver negotiated RTX (RFC 4588), else the original packet again."""
+        if self.addr is None or self.srtp is None:
             return
         for seq in seqs:
-            data = stream.history.get(seq, now)
-            if data is None:
+            plain = stream.history.get(seq, now)
+            if plain is None:
                 self.stats.nack_misses += 1
                 continue
             self.stats.retransmissions += 1
+            if stream.rtx_ssrc is not None:
+                self.stats.rtx_sent += 1
+                data = self.srtp.protect_rtp(stream.rtx_packet(plain))
+            else:
+                data = self.srtp.protect_rtp(plain)  # same index again: allow_repeat_tx
+            self.stats.bytes_out += len(data)
             self._transmit(data, self.addr)
 
     # -- bridge channel ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 
 from tertulia.bridge.rtp.history import PacketHistory
-from tertulia.bridge.rtp.packet import rewrite_header
+from tertulia.bridge.rtp.packet import payload_offset, rewrite_header
 from tertulia.bridge.rtp.seqnum import seq_diff
 from tertulia.bridge.rtp.vp8 import is_keyframe_start
 from tertulia.protocol.sdp import EXT_MID
@@ -67,6 +67,9 @@ class SlotStream:
     mid: str
     cname: str
     history: PacketHistory = field(default_factory=PacketHistory)
+    rtx_ssrc: int | None = None  # RFC 4588 retransmission stream, when the receiver has RTX
+    rtx_payload_type: int | None = None
+    rtx_seq: int = field(default_factory=lambda: random.randrange(0, 1 << 16))
     role: str = ""  # set on attach: which sending media of the source ("audio"/"video"/"screen")
     # Current source, by (sender endpoint id, sender ssrc); None when the slot is empty.
     source: tuple[str, int] | None = None
@@ -150,6 +153,27 @@ class SlotStream:
         self.ts_offset = (out_ts - ts) & 0xFFFFFFFF
         # Make the first packet's seq count as "newer" in forward().
         self.last_out_seq = (out_seq - 1) & 0xFFFF
+
+    def rtx_packet(self, original: bytes) -> bytes:
+        """Wrap a sent packet for retransmission on the RTX stream (RFC 4588 §4): same timestamp,
+        marker and extensions, RTX payload type and SSRC, the RTX stream's own sequence number,
+        and the original sequence number (OSN) in front of the original payload."""
+        assert self.rtx_ssrc is not None and self.rtx_payload_type is not None
+        start = payload_offset(original)
+        osn = original[2:4]
+        self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+        header = rewrite_header(
+            original[:start],
+            pt=self.rtx_payload_type,
+            seq=self.rtx_seq,
+            ts=int.from_bytes(original[4:8], "big"),
+            ssrc=self.rtx_ssrc,
+        )
+        payload = original[start:]
+        if original[0] & 0x20:  # drop the original padding (RFC 3550 §5.1): RTX pads itself
+            payload = payload[: len(payload) - payload[-1]]
+            header = bytes([header[0] & ~0x20]) + header[1:]
+        return header + osn + payload
 
     def translate_rtp_timestamp(self, ts: int) -> int:
         return (ts + self.ts_offset) & 0xFFFFFFFF

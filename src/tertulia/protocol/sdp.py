@@ -119,6 +119,7 @@ class NegotiatedMedia:
     extmaps: dict[str, int] = field(hash=False)  # accepted uri -> the client's id
     ssrcs: tuple[int, ...]  # the client's media SSRCs (RTX ones left out: RTX is not accepted)
     rids: tuple[str, ...]  # offered send rids; simulcast itself is not accepted (see build_answer)
+    rtx_payload_type: int | None = None  # RFC 4588 RTX for what the bridge sends (slots only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +147,7 @@ class SlotSource:
     cname: str
     stream_id: str
     track_id: str
+    rtx_ssrc: int | None = None  # RFC 4588 retransmission stream, when RTX was negotiated
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -322,14 +324,21 @@ def _problem(m: MediaSection, bundle: tuple[str, ...]) -> str | None:
     return None
 
 
-def _accept(m: MediaSection, exts: tuple[str, ...]) -> NegotiatedMedia | str:
-    """The negotiated parameters of one m-line, or why its codec is missing."""
+def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False
+            ) -> NegotiatedMedia | str:
+    """The negotiated parameters of one m-line, or why its codec is missing. With ``rtx``,
+    the RTX payload type bound to the codec (``apt``, RFC 4588 §8.6) is accepted too."""
     name, rate = _WANTED[m.kind]
     codec = next((c for c in m.codecs if c.name.lower() == name and c.clock_rate == rate), None)
     if codec is None or m.mid is None:
         return f"{m.kind} m-line offers no {name}"
+    rtx_pt = None
+    if rtx:
+        apt = f"apt={codec.payload_type}"
+        rtx_pt = next((c.payload_type for c in m.codecs if c.name.lower() == "rtx"
+                       and (c.fmtp or "").replace(" ", "") == apt), None)
     feedback = _VIDEO_FB if m.kind == "video" else ()
-    rtx = {rtx for _, rtx in m.fid_groups}
+    rtx_ssrcs = {ssrc for _, ssrc in m.fid_groups}
     return NegotiatedMedia(
         mid=m.mid,
         kind=m.kind,
@@ -339,8 +348,9 @@ def _accept(m: MediaSection, exts: tuple[str, ...]) -> NegotiatedMedia | str:
         fmtp=codec.fmtp if m.kind == "audio" else None,
         rtcp_fb=tuple(fb for fb in feedback if fb in codec.rtcp_fb),
         extmaps={uri: ext_id for uri, ext_id in m.extmaps.items() if uri in exts},
-        ssrcs=tuple(s for s in m.ssrcs if s not in rtx),
+        ssrcs=tuple(s for s in m.ssrcs if s not in rtx_ssrcs),
         rids=m.rids,
+        rtx_payload_type=rtx_pt,
     )
 
 
@@ -383,7 +393,7 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
         elif why is None and m.direction == "recvonly":
             if m.kind == "video":
                 if screen_slot is None:
-                    result = _accept(m, _SLOT_EXTS["video"])
+                    result = _accept(m, _SLOT_EXTS["video"], rtx=True)
                     if isinstance(result, NegotiatedMedia):
                         screen_slot = result
                         i += 1
@@ -399,7 +409,7 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
                 why = "recvonly audio not followed by a usable recvonly video m-line"
             else:
                 audio = _accept(m, _SLOT_EXTS["audio"])
-                video = _accept(nxt, _SLOT_EXTS["video"])
+                video = _accept(nxt, _SLOT_EXTS["video"], rtx=True)
                 if len(slots) >= max_slots:
                     why = f"more than {max_slots} receive slots"
                 elif isinstance(audio, NegotiatedMedia) and isinstance(video, NegotiatedMedia):
@@ -485,8 +495,10 @@ def build_answer(
             continue
         n, direction = accepted[m.mid]
         codec = next(c for c in m.codecs if c.payload_type == n.payload_type)
+        formats = f"{n.payload_type} {n.rtx_payload_type}" if n.rtx_payload_type else (
+            f"{n.payload_type}")
         lines += [
-            f"m={m.kind} {local.port} {_PROTOCOL} {n.payload_type}",
+            f"m={m.kind} {local.port} {_PROTOCOL} {formats}",
             f"c=IN {ip_type} {local.ip}",
             f"a=rtcp:{local.port} IN {ip_type} {local.ip}",
         ]
@@ -512,9 +524,17 @@ def build_answer(
         if n.fmtp:
             lines.append(f"a=fmtp:{n.payload_type} {n.fmtp}")
         lines += [f"a=rtcp-fb:{n.payload_type} {fb}" for fb in n.rtcp_fb]
+        if n.rtx_payload_type is not None:  # RFC 4588 §8.6
+            lines += [f"a=rtpmap:{n.rtx_payload_type} rtx/{n.clock_rate}",
+                      f"a=fmtp:{n.rtx_payload_type} apt={n.payload_type}"]
         if source is not None:  # RFC 5576 §4.1
-            lines += [
-                f"a=ssrc:{source.ssrc} cname:{source.cname}",
-                f"a=ssrc:{source.ssrc} msid:{source.stream_id} {source.track_id}",
-            ]
+            ssrcs = [source.ssrc]
+            if source.rtx_ssrc is not None and n.rtx_payload_type is not None:
+                ssrcs.append(source.rtx_ssrc)
+                lines.append(f"a=ssrc-group:FID {source.ssrc} {source.rtx_ssrc}")  # §4.2
+            for ssrc in ssrcs:
+                lines += [
+                    f"a=ssrc:{ssrc} cname:{source.cname}",
+                    f"a=ssrc:{ssrc} msid:{source.stream_id} {source.track_id}",
+                ]
     return "\r\n".join(lines) + "\r\n"
