@@ -1,4 +1,4 @@
-"""Command line: `tertulia serve` (more subcommands arrive with the cluster issues)."""
+"""Command line: `tertulia serve` and `tertulia doctor` (more arrive with the cluster work)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run web client, signalling, focus and one bridge in one process"
     )
+    doctor = sub.add_parser(
+        "doctor", help="check this machine and these settings before serving (preflight)"
+    )
+    for command in (serve, doctor):
+        _address_flags(command)
+    return parser
+
+
+def _address_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--config", type=Path, help="TOML settings file")
     serve.add_argument("--host", help="HTTP listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
@@ -30,7 +39,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"tertulia: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "doctor":
+        from tertulia.doctor import main as doctor
+
+        return doctor(settings)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,156 @@
+"""`tertulia doctor`: a preflight that tells the operator what will break before users do.
+
+Each check is a small function returning a :class:`Check` (pass, warn or fail, with the fix);
+the ones that look at the machine take their inputs as arguments so they can be tested.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import resource
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tertulia.config import Settings
+
+RECOMMENDED_NOFILE = 65536
+RECOMMENDED_UDP_BUFFER = 8 * 1024 * 1024  # bytes; a busy bridge drops packets with less
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str  # "pass" | "warn" | "fail"
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status.upper():4}  {self.name}: {self.detail}"
+        return text + (f"\n      fix: {self.fix}" if self.fix and self.status != "pass" else "")
+
+
+def check_nofile(soft: int, hard: int) -> Check:
+    usable = hard if hard != resource.RLIM_INFINITY else max(soft, RECOMMENDED_NOFILE)
+    if usable >= RECOMMENDED_NOFILE:
+        return Check("open files", "pass", f"soft {soft}, hard {hard}: serve raises soft to hard")
+    return Check(
+        "open files", "warn", f"hard limit {hard} is below {RECOMMENDED_NOFILE}",
+        "raise it: LimitNOFILE=65536 in the systemd unit, or `ulimit -Hn 65536`",
+    )
+
+
+def check_port(kind: int, host: str, port: int, what: str) -> Check:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return Check(what, "fail", f"cannot bind {host}:{port}: {exc.strerror}",
+                         "stop whatever holds the port (`ss -lunpt`) or choose another port")
+    return Check(what, "pass", f"{host}:{port} is free")
+
+
+def local_addresses() -> set[str]:
+    """Addresses of this machine's interfaces (best effort, no extra dependency)."""
+    found = {"127.0.0.1", "::1"}
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(str(info[4][0]))
+    except OSError:
+        pass
+    for probe in ("192.0.2.1", "2001:db8::1"):  # documentation ranges: no packet is sent
+        family = socket.AF_INET6 if ":" in probe else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                found.add(str(s.getsockname()[0]))
+        except OSError:
+            pass
+    return found
+
+
+def check_advertised(host: str, advertised: str, explicit: bool, local: set[str]) -> Check:
+    """The "works with two, breaks with three" check: the only ICE candidate the bridge
+    offers must be reachable by every participant."""
+    ip = ipaddress.ip_address(advertised)
+    serving_network = host in ("0.0.0.0", "::", "") or not ipaddress.ip_address(
+        host if host not in ("localhost",) else "127.0.0.1").is_loopback
+    if ip.is_loopback and serving_network:
+        return Check(
+            "advertised media address", "fail",
+            f"{advertised} is a loopback address but the server listens on {host or '*'}: "
+            "nobody on another machine can send media",
+            "set --public-ip to the address clients reach this machine on",
+        )
+    if not ip.is_global and serving_network:
+        return Check(
+            "advertised media address", "warn",
+            f"{advertised} is a private address: fine on a LAN, but participants outside it "
+            "will join, see each other in the list, and get no media",
+            "behind NAT set --public-ip to the public address and forward the UDP port",
+        )
+    if not explicit and advertised not in local:
+        return Check("advertised media address", "warn",
+                     f"{advertised} is not an address of this machine",
+                     "set --public-ip explicitly if this is a NAT address")
+    return Check("advertised media address", "pass", f"clients send media to {advertised}")
+
+
+def check_udp_buffers(proc: Path = Path("/proc/sys/net/core")) -> Check:
+    try:
+        rmem = int((proc / "rmem_max").read_text())
+        wmem = int((proc / "wmem_max").read_text())
+    except (OSError, ValueError):
+        return Check("UDP buffers", "warn", "cannot read net.core.rmem_max/wmem_max")
+    if min(rmem, wmem) >= RECOMMENDED_UDP_BUFFER:
+        return Check("UDP buffers", "pass", f"rmem_max {rmem}, wmem_max {wmem}")
+    return Check(
+        "UDP buffers", "warn",
+        f"rmem_max {rmem}, wmem_max {wmem}: bursts of video may be dropped under load",
+        f"sysctl -w net.core.rmem_max={RECOMMENDED_UDP_BUFFER} "
+        f"net.core.wmem_max={RECOMMENDED_UDP_BUFFER} (and in /etc/sysctl.d/)",
+    )
+
+
+def check_clock(now: float) -> Check:
+    year = time.gmtime(now).tm_year
+    if 2024 <= year <= 2100:
+        return Check("clock", "pass", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)))
+    return Check("clock", "fail", f"the system clock says {year}",
+                 "set the clock (timedatectl set-ntp true): tokens and certificates need it")
+
+
+def check_tokens(settings: Settings) -> Check:
+    if not (settings.token_secret or settings.token_public_key_file):
+        return Check("room tokens", "pass", "not configured: anyone with a link may join")
+    guests = "allowed" if settings.allow_anonymous else "refused"
+    return Check("room tokens", "pass", f"enabled; guests without a token {guests}")
+
+
+def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) -> list[Check]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    explicit = bool(settings.public_ip)
+    return [
+        check_nofile(soft, hard),
+        check_port(socket.SOCK_STREAM, settings.host, settings.port, "HTTP port"),
+        check_port(socket.SOCK_DGRAM, settings.media_bind, settings.media_port, "media UDP port"),
+        check_advertised(settings.host, settings.advertised_ip, explicit, local_addresses()),
+        check_udp_buffers(),
+        check_clock(clock()),
+        check_tokens(settings),
+    ]
+
+
+def main(settings: Settings) -> int:
+    checks = run_checks(settings)
+    for check in checks:
+        print(check.line())
+    failed = sum(c.status == "fail" for c in checks)
+    warned = sum(c.status == "warn" for c in checks)
+    print(f"\n{len(checks) - failed - warned} passed, {warned} warnings, {failed} failed")
+    return 1 if failed else 0
