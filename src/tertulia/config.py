@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -18,6 +19,9 @@ from tertulia.signal.tokens import TokenSettings, TokenVerifier
 
 ENV_PREFIX = "TERTULIA_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+_LIMITS = Limits()
 
 
 class ConfigError(ValueError):
@@ -34,19 +38,21 @@ class Settings:
     log_level: str = "info"
     slots: int = 9  # receive slots each client negotiates (max simultaneously shown)
     consent_timeout: float = 30.0
-    # signalling limits (docs/protocol.md, "Limits")
-    max_message_bytes: int = 256 * 1024
-    messages_per_second: float = 20.0
-    message_burst: float = 40.0
-    joins_per_second_per_address: float = 5.0
-    join_burst_per_address: float = 20.0
-    password_guesses_per_minute: float = 5.0
-    password_guesses_per_minute_per_address: float = 20.0
-    max_participants_per_room: int = 100
-    max_rooms: int = 1000
-    chat_history: int = 100
-    lobby_queue: int = 50
-    resume_grace: float = 10.0
+    # signalling limits (docs/protocol.md, "Limits"); defaults live in one place: Limits
+    max_message_bytes: int = _LIMITS.max_message_bytes
+    messages_per_second: float = _LIMITS.messages_per_second
+    message_burst: float = _LIMITS.message_burst
+    joins_per_second_per_address: float = _LIMITS.joins_per_second_per_address
+    join_burst_per_address: float = _LIMITS.join_burst_per_address
+    password_guesses_per_minute: float = _LIMITS.password_guesses_per_minute
+    password_guesses_per_minute_per_address: float = (
+        _LIMITS.password_guesses_per_minute_per_address
+    )
+    max_participants_per_room: int = _LIMITS.max_participants_per_room
+    max_rooms: int = _LIMITS.max_rooms
+    chat_history: int = _LIMITS.chat_history
+    lobby_queue: int = _LIMITS.lobby_queue
+    resume_grace: float = _LIMITS.resume_grace
     # room tokens (JWT); enabled when a secret or a public key is configured
     token_secret: str = ""
     token_public_key_file: str = ""
@@ -60,7 +66,7 @@ class Settings:
             return self.public_ip
         host = self.media_host or self.host
         if host in ("0.0.0.0", "", "::"):
-            return "127.0.0.1"
+            return primary_address()
         return host
 
     @property
@@ -83,6 +89,18 @@ class Settings:
             issuer=self.token_issuer or None,
             audience=self.token_audience or None,
         )
+
+
+def primary_address() -> str:
+    """The address of the interface the default route uses (the "host address" when listening
+    on all interfaces); 127.0.0.1 when there is none. Connecting a UDP socket sends nothing."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only used to pick a route
+            address: str = probe.getsockname()[0]
+            return address
+    except OSError:
+        return "127.0.0.1"
 
 
 def _coerce(name: str, value: Any) -> Any:
