@@ -298,7 +298,8 @@ class Bridge:
 
     def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
         if endpoint.on_dtls(data, addr):
-            log.info("endpoint %s connected from %s:%d", endpoint.id, *addr)
+            log.info("endpoint %s connected", endpoint.id)
+            log.debug("endpoint %s address %s:%d", endpoint.id, *addr)  # addresses: debug only
             conference = self.conferences.get(endpoint.conference_id)
             if conference is not None:
                 conference.on_connected(endpoint, self.clock())
