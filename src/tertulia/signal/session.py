@@ -104,7 +104,8 @@ class Session:
         if not self.bucket.allow(now):
             counters["rate_limited"] += 1
             if self.abuse.refused(now):
-                log.warning("closing a flooding connection from %s", self.address)
+                log.warning("closing a flooding connection")
+                log.debug("flooding connection from %s", self.address)
                 self._close(1008)
                 return
             self.send(ProtocolError("rate-limited", "too many messages; slow down").reply())
