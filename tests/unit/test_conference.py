@@ -8,6 +8,7 @@ import os
 from pylibsrtp import Policy, Session
 
 from tertulia.bridge.conference import Conference
+from tertulia.bridge.constraints import parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.rtp.packet import RtpPacket
 from tertulia.bridge.rtp.rtcp import (
@@ -19,11 +20,14 @@ from tertulia.bridge.rtp.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from tertulia.bridge.rtp.vp8 import is_keyframe_start, keyframe_size
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.ice import IceCredentials
 from tertulia.bridge.transport.srtp import SrtpPair
-from tertulia.protocol.sdp import negotiate, parse_offer
+from tertulia.protocol.sdp import Offer, negotiate, parse_offer
 from tests.unit.golden import DATA, VIDEO, load, rid_ssrcs
+
+CHROME_SIMULCAST = parse_offer((DATA / "chrome156-offer-audio-video-simulcast.sdp").read_text())
 
 CERT = DtlsCertificate.generate()
 OFFER = parse_offer((DATA / "aiortc-offer-2slots.sdp").read_text())
@@ -32,10 +36,11 @@ OFFER = parse_offer((DATA / "aiortc-offer-2slots.sdp").read_text())
 class Client:
     """The client side of an endpoint: its SRTP sessions and the datagrams it received."""
 
-    def __init__(self, name: str, conference: Conference, now: float) -> None:
+    def __init__(self, name: str, conference: Conference, now: float,
+                 offer: Offer = OFFER) -> None:
         self.addr: Address = ("127.0.0.1", 40000 + len(conference.endpoints))
         self.inbox: list[bytes] = []
-        negotiation = negotiate(OFFER, max_slots=2)
+        negotiation = negotiate(offer, max_slots=2)
         self.endpoint = Endpoint(
             name, conference.id, negotiation, IceCredentials.generate("u", "p" * 22), CERT,
             "AA", lambda data, addr: self.inbox.append(data), now,
@@ -184,3 +189,43 @@ def test_receiver_without_media_connection_gets_nothing_and_others_are_undisturb
     conference.on_rtp(alice.endpoint, as_sender_pt(packets[0], 33), 1.0)
     assert alice.endpoint.stats.dropped == {"unknown-payload-type": 1}
     assert serialize_rtcp([ReceiverReport(ssrc=1, reports=[])])  # sanity: codec available
+
+
+def test_simulcast_receiver_gets_the_layer_its_tile_needs() -> None:
+    """Chrome's three captured layers go in; the receiver gets the top layer until it asks
+    for 180 px, then the 320x180 layer from its next keyframe, as one continuous stream."""
+    conference = Conference("c1", bridge_ssrc=1)
+    chrome = Client("chrome", conference, 0.0, offer=CHROME_SIMULCAST)
+    viewer = Client("viewer", conference, 0.0)
+    rids = rid_ssrcs()
+    records = [r for r in load(VIDEO) if RtpPacket.parse(r.data).payload_type == 96]
+    switched_at = None
+    for record in records:
+        now = record.t_ms / 1000
+        if switched_at is None and now > 1.0:
+            viewer.endpoint.constraints = parse_constraints(
+                {"maxHeights": {"chrome": 180}}, viewer.endpoint.constraints
+            )
+            conference.refresh_layers(now)
+            switched_at = now
+        conference.on_rtp(chrome.endpoint, record.data, now)
+    media = chrome.endpoint.sending["video"]
+    assert set(media.layer_of) == set(rids.values())
+    assert media.layer_height[rids["l"]] == 180 and media.layer_height[rids["h"]] == 720
+    # the switch asked Chrome for a keyframe of the low layer
+    plis = [p.media_ssrc for p in chrome.received_rtcp() if isinstance(p, Pli)]
+    assert rids["l"] in plis
+    out = viewer.received_rtp()
+    by_source = [RtpPacket.parse(r.data).ssrc for r in records]
+    assert out, "nothing forwarded"
+    # Before the switch only layer h was forwarded, after it only layer l, in one sequence.
+    seqs = [p.sequence_number for p in out]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    sizes = [keyframe_size(p.payload) for p in out if is_keyframe_start(p.payload)]
+    # h from the start (its second keyframe at 2073 ms still comes through: h keeps flowing
+    # until the target's keyframe), then l from its next keyframe at 2075 ms
+    assert sizes == [(1280, 720), (1280, 720), (320, 180)]
+    h_packets = by_source.count(rids["h"])
+    assert len(out) < h_packets  # never more than one layer at a time
+    stream = viewer.endpoint.slots[0][1]
+    assert stream.source == ("chrome", rids["l"]) and stream.switches >= 2

@@ -502,10 +502,14 @@ def test_answer_for_chrome_offer() -> None:
         "goog-remb",
         " red/",
         "ulpfec",
-        "simulcast",
-        "a=rid:",
     ):
         assert unwanted not in answer
+    # The camera's three layers are accepted as offered (RFC 8853 §5.3); only there.
+    _, media = blocks(answer)
+    assert media[1][-0:] and "a=simulcast:recv l;m;h" in media[1]
+    assert [x for x in media[1] if x.startswith("a=rid:")] == [
+        "a=rid:l recv", "a=rid:m recv", "a=rid:h recv"]
+    assert answer.count("a=simulcast:") == 1
     assert parsed.media[1].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11}
     assert parsed.media[3].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
 

@@ -31,7 +31,7 @@ def feed(s: SlotStream, packets: list[bytes], now: float) -> list[RtpPacket]:
     out = []
     for data in packets:
         p = RtpPacket.parse(data)
-        fwd = s.forward(data, p.sequence_number, p.timestamp, parse_extensions(data),
+        fwd = s.forward(data, p.ssrc, p.sequence_number, p.timestamp, parse_extensions(data),
                         data[payload_offset(data):], now)
         if fwd is not None:
             out.append(RtpPacket.parse(fwd.packet))
@@ -71,6 +71,25 @@ def test_switch_waits_for_keyframe_and_continues_sequence() -> None:
     # timestamps move forward by about the wall time that passed (1.5 s at 90 kHz)
     gap = (out2[0].timestamp - last.timestamp) & 0xFFFFFFFF
     assert 0.9 * 135000 <= gap <= 1.1 * 135000
+
+
+def test_simulcast_layer_switch_waits_for_target_keyframe() -> None:
+    low, mid = layer("l"), layer("m")
+    s = stream()
+    s.attach("a", RtpPacket.parse(low[0]).ssrc, SENDER_EXT)
+    out = feed(s, low[:30], now=1.0)
+    # Same sender, other layer: a new target, while the low layer keeps flowing.
+    s.attach("a", RtpPacket.parse(mid[0]).ssrc, SENDER_EXT)
+    assert s.waiting_for_keyframe
+    assert len(feed(s, low[30:40], now=1.2)) == 10
+    assert feed(s, mid[5:15], now=1.3) == []  # not a keyframe yet
+    assert len(feed(s, low[40:42], now=1.35)) == 2
+    switched = feed(s, mid[:3], now=1.4)  # the capture's first keyframe of layer m
+    assert switched and not s.waiting_for_keyframe
+    assert {p.ssrc for p in switched} == {0x1234}
+    last = out[-1].sequence_number + 12
+    assert switched[0].sequence_number == (last + 1) & 0xFFFF  # one continuous stream
+    assert feed(s, low[42:50], now=1.5) == []  # the old layer is no longer forwarded
 
 
 def test_detach_stops_forwarding() -> None:

@@ -234,6 +234,7 @@ class Bridge:
             except ConstraintsError as exc:
                 return {"type": "error", "code": "bad-message", "message": str(exc)}
             conference.update_video_selection(endpoint, self.clock())
+            conference.refresh_layers(self.clock())
         return None
 
     def set_sharing(self, conference_id: str, endpoint_id: str, active: bool) -> bool:
@@ -361,6 +362,7 @@ class Bridge:
         for conference in list(self.conferences.values()):
             if conference.speaker_tick(now):
                 self.counters["dominant-speaker-changes"] += 1
+            conference.refresh_layers(now)
             for endpoint in list(conference.endpoints.values()):
                 endpoint.dtls_tick(now)
                 if endpoint.last_consent is None:

@@ -23,6 +23,7 @@ from tertulia.bridge.rtp.rtcp import (
     SenderReport,
 )
 from tertulia.bridge.rtp.speaker import DominantSpeaker
+from tertulia.bridge.rtp.vp8 import is_keyframe_start, keyframe_size
 from tertulia.bridge.subscription import SlotStream
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Conference:
         # endpoints sharing their screen, the most recent last: the screen slots show it
         self.sharers: list[str] = []
         self.speaker = DominantSpeaker()
+        self.now = 0.0  # the latest time seen (layer liveness is judged against it)
 
     # -- membership and slots ------------------------------------------------------------
 
@@ -104,13 +106,13 @@ class Conference:
             receiver.occupants = occupants
             for index, occupant in enumerate(occupants):
                 audio, video = receiver.slots[index]
-                self._attach(audio, occupant, "audio")
-                self._attach(video, occupant, "video")
+                self._attach(receiver, audio, occupant, "audio")
+                self._attach(receiver, video, occupant, "video")
             screen_before = receiver.screen_occupant
             sharer = next((e for e in reversed(self.sharers) if e != receiver.id), None)
             receiver.screen_occupant = sharer if receiver.screen_slot is not None else None
             if receiver.screen_slot is not None:
-                self._attach(receiver.screen_slot, sharer, "screen")
+                self._attach(receiver, receiver.screen_slot, sharer, "screen")
             sharers_changed = receiver.sharers != self.sharers
             receiver.sharers = list(self.sharers)
             if occupants != before or receiver.screen_occupant != screen_before or sharers_changed:
@@ -171,13 +173,19 @@ class Conference:
                     self.request_keyframe(sender, now)
         receiver.videos = chosen
 
-    def _attach(self, stream: SlotStream, occupant: str | None, role: str) -> None:
+    def _attach(
+        self, receiver: Endpoint, stream: SlotStream, occupant: str | None, role: str
+    ) -> None:
         sender = self.endpoints.get(occupant) if occupant else None
         media = sender.sending.get(role) if sender else None
-        if sender is None or media is None or media.current_ssrc is None:
+        ssrc = None
+        if sender is not None and media is not None:
+            ssrc = (self.choose_layer(receiver, media, sender.id) if media.layered
+                    else media.current_ssrc)
+        if sender is None or media is None or ssrc is None:
             stream.detach()
             return
-        stream.attach(sender.id, media.current_ssrc, media.extmap)
+        stream.attach(sender.id, ssrc, media.extmap)
         stream.role = role
 
     def _rebuild_fanout(self) -> None:
@@ -224,25 +232,76 @@ class Conference:
                 if ext_id == level_id and value:
                     self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
                     break
-        if media.current_ssrc != ssrc:
+        payload = plain[payload_offset(plain) :]
+        if media.layered:
+            media.last_seen[ssrc] = now
+            if media.current_ssrc is None or ssrc not in media.layer_height:
+                self.now = now
+                self._new_layer(sender, media, ssrc, payload, now)
+        elif media.current_ssrc != ssrc:
             self._new_source(sender, media, ssrc, now)
         subscribers = self._fanout.get(sender.id, {}).get(media.role)
         if not subscribers:
             return
-        payload = plain[payload_offset(plain) :]
         camera = media.role == "video"
         for receiver, stream in subscribers:
             if not receiver.connected or (camera and sender.id not in receiver.videos):
                 continue
-            forwarded = stream.forward(plain, seq, ts, extensions, payload, now)
+            forwarded = stream.forward(plain, ssrc, seq, ts, extensions, payload, now)
             if forwarded is None:
                 if (
                     stream.waiting_for_keyframe
                     and now - media.last_keyframe_request > KEYFRAME_RETRY
                 ):
-                    self.request_keyframe(sender, now, media.role)
+                    self.request_keyframe(sender, now, media.role, stream.target)
                 continue
             receiver.send_rtp(forwarded.packet, stream, forwarded.seq, now)
+
+    def _new_layer(
+        self, sender: Endpoint, media: SendingMedia, ssrc: int, payload: bytes, now: float
+    ) -> None:
+        """A simulcast layer started, or showed its size for the first time (its keyframe):
+        layer choices may change."""
+        size = keyframe_size(payload) if is_keyframe_start(payload) else None
+        if size is not None:
+            media.layer_height[ssrc] = size[1]
+        first = media.current_ssrc is None
+        media.current_ssrc = ssrc
+        if first or size is not None:
+            self.assign_slots()
+            if first:
+                self.request_keyframe(sender, now, media.role)
+
+    def choose_layer(self, receiver: Endpoint, media: SendingMedia, sender_id: str
+                     ) -> int | None:
+        """The simulcast layer a receiver should get: the highest one (of those sending now)
+        whose height fits the receiver's max height for that sender; else the lowest."""
+        layers = media.layers(self.now)
+        if not layers:
+            return None
+        limit = receiver.constraints.max_height(sender_id) if media.role == "video" else -1
+        if limit < 0:
+            return layers[-1]
+        fitting = [s for s in layers if media.layer_height.get(s, limit + 1) <= limit]
+        return fitting[-1] if fitting else layers[0]
+
+    def refresh_layers(self, now: float) -> None:
+        """Re-pick layers (a layer stopped or came back, constraints changed); a slot moving
+        to another layer asks the sender for a keyframe of it."""
+        self.now = now
+        for receiver in self.endpoints.values():
+            streams = [pair[1] for pair in receiver.slots]
+            if receiver.screen_slot is not None:
+                streams.append(receiver.screen_slot)
+            for stream in streams:
+                sender = self.endpoints.get(stream.source[0]) if stream.source else None
+                media = sender.sending.get(stream.role) if sender else None
+                if sender is None or media is None or not media.layered:
+                    continue
+                target = self.choose_layer(receiver, media, sender.id)
+                if target is not None and target != stream.target:
+                    stream.target = target
+                    self.request_keyframe(sender, now, media.role, target)
 
     def _new_source(self, sender: Endpoint, media: SendingMedia, ssrc: int, now: float) -> None:
         log.debug("endpoint %s %s source is now ssrc %d", sender.id, media.role, ssrc)
@@ -251,11 +310,15 @@ class Conference:
         if media.kind == "video":
             self.request_keyframe(sender, now, media.role)
 
-    def request_keyframe(self, sender: Endpoint, now: float, role: str = "video") -> bool:
-        """Send a PLI (RFC 4585 §6.3.1) to ``sender`` for its camera or screen, throttled."""
+    def request_keyframe(
+        self, sender: Endpoint, now: float, role: str = "video", ssrc: int | None = None
+    ) -> bool:
+        """Send a PLI (RFC 4585 §6.3.1) to ``sender`` for its camera or screen (or one of its
+        simulcast layers), throttled."""
         media = sender.sending.get(role)
         if media is None or media.current_ssrc is None or not sender.connected:
             return False
+        ssrc = ssrc if ssrc is not None else media.current_ssrc
         if now - media.last_keyframe_request < KEYFRAME_MIN_INTERVAL:
             return False
         media.last_keyframe_request = now
@@ -264,7 +327,7 @@ class Conference:
         sender.send_rtcp(
             [
                 ReceiverReport(ssrc=self.bridge_ssrc, reports=[]),
-                Pli(sender_ssrc=self.bridge_ssrc, media_ssrc=media.current_ssrc),
+                Pli(sender_ssrc=self.bridge_ssrc, media_ssrc=ssrc),
             ]
         )
         return True
@@ -303,11 +366,13 @@ class Conference:
         the counts are the slot stream's own.
         """
         media = sender.media_by_ssrc.get(report.ssrc)
-        if media is None or media.current_ssrc != report.ssrc:
+        if media is None:
             return
         for receiver, stream in self._fanout.get(sender.id, {}).get(media.role, []):
-            if not stream.started or not receiver.connected:
+            if not stream.started or not receiver.connected or stream.source is None:
                 continue
+            if stream.source[1] != report.ssrc:
+                continue  # a report about a layer (or old SSRC) this receiver does not get
             sr = SenderReport(
                 ssrc=stream.ssrc,
                 ntp_timestamp=report.ntp_timestamp,

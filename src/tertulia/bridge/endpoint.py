@@ -23,6 +23,7 @@ from tertulia.bridge.transport.srtp import SrtpPair
 from tertulia.protocol.sdp import (
     EXT_AUDIO_LEVEL,
     EXT_MID,
+    EXT_RID,
     NegotiatedMedia,
     Negotiation,
     SlotSource,
@@ -50,6 +51,22 @@ class SendingMedia:
     blocked: bool = False  # a moderator muted it: packets are dropped, not forwarded
     last_packet: float = -1e9
     audio_level_id: int | None = None  # RFC 6464 header extension id, for audio
+    # simulcast (RFC 8853): layers by rid, lowest resolution first, learned from the rid
+    # header extension (RFC 8852 §3) since Chrome declares no SSRCs for them
+    rids: tuple[str, ...] = ()
+    rid_ext_id: int | None = None
+    layer_of: dict[int, int] = field(default_factory=dict)  # ssrc -> layer index
+    last_seen: dict[int, float] = field(default_factory=dict)  # ssrc -> last packet time
+    layer_height: dict[int, int] = field(default_factory=dict)  # ssrc -> keyframe height
+
+    @property
+    def layered(self) -> bool:
+        return len(self.rids) > 1
+
+    def layers(self, now: float, window: float = 1.0) -> list[int]:
+        """SSRCs of the layers that sent in the last ``window`` seconds, lowest first."""
+        live = [s for s in self.layer_of if now - self.last_seen.get(s, -1e9) < window]
+        return sorted(live, key=lambda s: self.layer_of[s])
 
 
 @dataclass(slots=True)
@@ -137,6 +154,9 @@ class Endpoint:
             )
             if media.kind == "audio":
                 sending.audio_level_id = media.extmaps.get(EXT_AUDIO_LEVEL)
+            if media.kind == "video" and len(media.rids) > 1:
+                sending.rids = media.rids
+                sending.rid_ext_id = media.extmaps.get(EXT_RID)
             self.sending[role] = sending
             for ssrc in media.ssrcs[:1]:  # the first is the media SSRC (RFC 5576 §4.2)
                 self.media_by_ssrc[ssrc] = sending
@@ -184,12 +204,29 @@ class Endpoint:
             if ext_id in self._mid_ext_ids:
                 media = self.by_mid.get(value.decode(errors="replace"))
                 if media is not None and media.payload_type == pt:
+                    if media.layered:
+                        return self._identify_layer(media, ssrc, extensions)
                     self.media_by_ssrc[ssrc] = media
                     return media
         candidates = [m for m in self.sending.values() if m.payload_type == pt]
         if len(candidates) == 1:  # camera and screen share a payload type: then mid decides
+            if candidates[0].layered:
+                return self._identify_layer(candidates[0], ssrc, extensions)
             self.media_by_ssrc[ssrc] = candidates[0]
             return candidates[0]
+        return None
+
+    def _identify_layer(
+        self, media: SendingMedia, ssrc: int, extensions: list[tuple[int, bytes]]
+    ) -> SendingMedia | None:
+        """Place a new SSRC of a simulcast camera by its rid (RFC 8852 §3)."""
+        for ext_id, value in extensions:
+            if ext_id == media.rid_ext_id:
+                rid = value.decode(errors="replace")
+                if rid in media.rids:
+                    media.layer_of[ssrc] = media.rids.index(rid)
+                    self.media_by_ssrc[ssrc] = media
+                    return media
         return None
 
     # -- negotiation helpers -------------------------------------------------------------

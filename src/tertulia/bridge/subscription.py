@@ -71,8 +71,11 @@ class SlotStream:
     rtx_payload_type: int | None = None
     rtx_seq: int = field(default_factory=lambda: random.randrange(0, 1 << 16))
     role: str = ""  # set on attach: which sending media of the source ("audio"/"video"/"screen")
-    # Current source, by (sender endpoint id, sender ssrc); None when the slot is empty.
+    # Current source, by (sender endpoint id, the sender SSRC being forwarded); None when empty.
     source: tuple[str, int] | None = None
+    # The sender SSRC this slot should show (a simulcast layer, or a new SSRC of the source):
+    # forwarding moves to it on its next keyframe.
+    target: int | None = None
     ext: ExtensionMap | None = None
     started: bool = False
     seq_offset: int = 0
@@ -86,26 +89,34 @@ class SlotStream:
     switches: int = 0
 
     def attach(self, sender_id: str, ssrc: int, sender_extmap: dict[str, int]) -> None:
-        """Point this slot at a new source; forwarding resumes at its next usable packet."""
-        if self.source == (sender_id, ssrc):
+        """Point this slot at a source; forwarding resumes at its next usable packet. For the
+        same sender with another SSRC (a simulcast layer) only the target changes: the slot
+        keeps forwarding the current SSRC until the target's next keyframe."""
+        if self.source is not None and self.source[0] == sender_id:
+            self.target = ssrc
             return
         self.source = (sender_id, ssrc)
+        self.target = ssrc
         self.ext = ExtensionMap.between(sender_extmap, self.receiver_extmap, self.mid)
         self.started = False
         self.switches += 1
 
     def detach(self) -> None:
         self.source = None
+        self.target = None
         self.ext = None
         self.started = False
 
     @property
     def waiting_for_keyframe(self) -> bool:
-        return self.source is not None and not self.started and self.kind == "video"
+        if self.source is None or self.kind != "video":
+            return False
+        return not self.started or self.source[1] != self.target
 
     def forward(
         self,
         plain: bytes,
+        ssrc: int,
         seq: int,
         ts: int,
         extensions: list[tuple[int, bytes]],
@@ -113,6 +124,16 @@ class SlotStream:
         now: float,
     ) -> Forwarded | None:
         """Rewrite one packet of the current source for this receiver, or None to skip it."""
+        source = self.source
+        if source is None:
+            return None
+        if ssrc != source[1]:
+            # Another SSRC of the same sender: switch only to the target, on a keyframe.
+            if ssrc != self.target or (self.kind == "video" and not is_keyframe_start(payload)):
+                return None
+            self.source = (source[0], ssrc)
+            self.started = False
+            self.switches += 1
         if not self.started:
             if self.kind == "video" and not is_keyframe_start(payload):
                 return None

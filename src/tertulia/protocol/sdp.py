@@ -118,7 +118,7 @@ class NegotiatedMedia:
     rtcp_fb: tuple[str, ...]  # accepted feedback: video "nack", "nack pli", "ccm fir"; audio none
     extmaps: dict[str, int] = field(hash=False)  # accepted uri -> the client's id
     ssrcs: tuple[int, ...]  # the client's media SSRCs (RTX ones left out: RTX is not accepted)
-    rids: tuple[str, ...]  # offered send rids; simulcast itself is not accepted (see build_answer)
+    rids: tuple[str, ...]  # the client's simulcast rids, lowest resolution first (RFC 8853)
     rtx_payload_type: int | None = None  # RFC 4588 RTX for what the bridge sends (slots only)
 
 
@@ -457,9 +457,10 @@ def build_answer(
     client's payload types and extmap ids, and the one host candidate. The candidate is repeated
     in every accepted m-line, not only the answerer-tagged one (RFC 8843 §7.1.3 allows either):
     aiortc with max-bundle takes the candidates of the *last* bundled m-line. Sending sections
-    are answered recvonly, slot sections sendonly with fixed SSRCs and ``a=msid``. Simulcast is
-    not accepted: without ``a=simulcast`` in the answer the client sends a single stream
-    (RFC 8853 §5.3). Rejected m-lines get port 0 and ``a=inactive`` (RFC 3264 §6); Chrome stops
+    are answered recvonly, slot sections sendonly with fixed SSRCs and ``a=msid``. A camera
+    offered with several rids gets them back as ``recv`` with ``a=simulcast:recv`` (RFC 8853
+    §5.3): the client then sends every layer and the bridge picks per receiver. Rejected
+    m-lines get port 0 and ``a=inactive`` (RFC 3264 §6); Chrome stops
     those transceivers, but aiortc 1.16 refuses such an answer (it wants ICE credentials in
     every m-line), so aiortc clients must offer no more than ``max_slots`` pairs.
     """
@@ -515,6 +516,10 @@ def build_answer(
         ]
         lines += [f"a=extmap:{ext_id} {uri}" for uri, ext_id in n.extmaps.items()]
         lines.append(f"a={direction}")
+        if direction == "recvonly" and n.kind == "video" and len(n.rids) > 1:
+            # RFC 8853 §5.3 / RFC 8851 §4: accept the client's layers as offered
+            lines += [f"a=rid:{rid} recv" for rid in n.rids]
+            lines.append("a=simulcast:recv " + ";".join(n.rids))
         source = slot_sources.get(m.mid) if direction == "sendonly" else None
         if direction == "sendonly" and source is None:
             raise ValueError(f"no SlotSource for slot mid {m.mid!r}")
