@@ -229,3 +229,32 @@ def test_simulcast_receiver_gets_the_layer_its_tile_needs() -> None:
     assert len(out) < h_packets  # never more than one layer at a time
     stream = viewer.endpoint.slots[0][1]
     assert stream.source == ("chrome", rids["l"]) and stream.switches >= 2
+
+
+def test_layer_suspension_tells_the_sender_what_is_watched() -> None:
+    conference = Conference("c1", bridge_ssrc=1)
+    chrome = Client("chrome", conference, 0.0, offer=CHROME_SIMULCAST)
+    a = Client("a", conference, 0.0)
+    b = Client("b", conference, 0.0)
+    told: list[dict[str, object]] = []
+    chrome.endpoint.channel_listeners.append(told.append)
+    conference.refresh_layers(0.0)
+    assert told[-1] == {"type": "sender-constraints", "maxHeight": -1}  # no limits yet
+    for client, height in ((a, 180), (b, 360)):
+        client.endpoint.constraints = parse_constraints(
+            {"maxHeights": {"chrome": height}}, client.endpoint.constraints)
+        conference.update_video_selection(client.endpoint, 0.0)
+    conference.refresh_layers(0.1)
+    assert told[-1]["maxHeight"] == 360
+    b.endpoint.constraints = parse_constraints({"maxHeights": {"chrome": 0}},
+                                               b.endpoint.constraints)
+    conference.update_video_selection(b.endpoint, 0.2)
+    conference.refresh_layers(0.2)
+    assert told[-1]["maxHeight"] == 180
+    a.endpoint.constraints = parse_constraints({"lastN": 0}, a.endpoint.constraints)
+    conference.update_video_selection(a.endpoint, 0.3)
+    conference.refresh_layers(0.3)
+    assert told[-1]["maxHeight"] == 0  # nobody watches: the sender may pause its camera
+    count = len(told)
+    conference.refresh_layers(0.4)
+    assert len(told) == count  # only changes are sent

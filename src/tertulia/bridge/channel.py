@@ -55,6 +55,8 @@ async def channel_handler(request: web.Request) -> web.StreamResponse:
     conference = bridge.conferences.get(conference_id)
     if conference is not None and conference.speaker.dominant is not None:
         listener(conference.speaker_message())
+    if endpoint.max_height_wanted is not None:
+        listener({"type": "sender-constraints", "maxHeight": endpoint.max_height_wanted})
     write_task = asyncio.create_task(writer())
     try:
         async for msg in ws:

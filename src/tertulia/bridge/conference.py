@@ -285,10 +285,28 @@ class Conference:
         fitting = [s for s in layers if media.layer_height.get(s, limit + 1) <= limit]
         return fitting[-1] if fitting else layers[0]
 
+    def sender_constraints(self) -> None:
+        """Layer suspension: tell each simulcast sender the largest height anyone wants of
+        its camera (-1 = no limit, 0 = nobody watches), so it can stop encoding the rest."""
+        for sender in self.endpoints.values():
+            media = sender.sending.get("video")
+            if media is None or not media.layered:
+                continue
+            wanted = 0
+            for receiver in self.endpoints.values():
+                if receiver is sender or sender.id not in receiver.videos:
+                    continue
+                limit = receiver.constraints.max_height(sender.id)
+                wanted = -1 if limit < 0 or wanted < 0 else max(wanted, limit)
+            if wanted != sender.max_height_wanted:
+                sender.max_height_wanted = wanted
+                sender.notify({"type": "sender-constraints", "maxHeight": wanted})
+
     def refresh_layers(self, now: float) -> None:
         """Re-pick layers (a layer stopped or came back, constraints changed); a slot moving
         to another layer asks the sender for a keyframe of it."""
         self.now = now
+        self.sender_constraints()
         for receiver in self.endpoints.values():
             streams = [pair[1] for pair in receiver.slots]
             if receiver.screen_slot is not None:

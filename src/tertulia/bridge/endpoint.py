@@ -165,6 +165,7 @@ class Endpoint:
             m.extmap[EXT_MID] for m in self.sending.values() if EXT_MID in m.extmap
         }
         self.sharing = False  # the client says its screen share is on
+        self.max_height_wanted: int | None = None  # last `sender-constraints` sent
         self.constraints = ReceiverConstraints()
         # senders whose camera video this endpoint receives (see Conference.update_video_selection)
         self.videos: set[str] = set()
