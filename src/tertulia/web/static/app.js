@@ -342,7 +342,7 @@ async function rejoin(password) {
   renderMessage(root, { id: 'connecting-screen', title: 'Joining…', text: last.room, busy: true });
   const media = await openMedia({ audioMuted: last.audioMuted, videoMuted: last.videoMuted });
   if (media.message) showStatus({ text: media.message, level: 'error' });
-  join({ ...last, ...media, password });
+  join({ ...last, name: app.conference?.name || last.name, ...media, password }); // a name set in Settings
 }
 
 window.addEventListener('pagehide', () => {

@@ -8,7 +8,7 @@
 // owns the signalling connection (`this.signal`, generation `this._gen`) and `_lost()`.
 
 import { BridgeChannel } from './protocol.js';
-import { MediaSession, getDisplayTrack } from './media.js';
+import { MediaSession, getDisplayTrack, getTrack } from './media.js';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -267,6 +267,31 @@ export class ConferenceMedia extends EventTarget {
     }
     this.audioMuted = muted;
     this._sendMute({ audioMuted: muted });
+    this._emit('local');
+    return true;
+  }
+
+  /**
+   * Use another camera or microphone (deviceId, exact) without renegotiating. Returns true when
+   * the device is in use now, false when there was nothing to switch (camera off, no microphone
+   * yet: the caller remembers the choice) or it failed (said on the status line).
+   */
+  async switchDevice(kind, deviceId) {
+    try {
+      if (this.session) {
+        if (!(await this.session.switchDevice(kind, deviceId))) return false;
+      } else {
+        const old = kind === 'audio' ? this.localStream.getAudioTracks() : this.localStream.getVideoTracks();
+        if (!old.length || (kind === 'video' && this.videoMuted)) return false;
+        const track = await getTrack(kind, deviceId);
+        if (kind === 'audio') track.enabled = !this.audioMuted;
+        old.forEach((t) => t.stop());
+        this.localStream = new MediaStream([...this.localStream.getTracks().filter((t) => !old.includes(t)), track]);
+      }
+    } catch (err) {
+      this.status(err.message, 'error');
+      return false;
+    }
     this._emit('local');
     return true;
   }

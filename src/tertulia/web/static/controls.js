@@ -128,8 +128,12 @@ export class Controls {
     });
   }
 
-  /** A `participant-updated` about ourselves (role granted, hand, forced mute). */
+  /** A `participant-updated` about ourselves (role granted, hand, forced mute, new name). */
   onSelfUpdated(p) {
+    if (typeof p.name === 'string' && p.name && p.name !== this.conf.name) {
+      this.conf.name = p.name;
+      this._emit('local');
+    }
     if (p.role && p.role !== this.role) {
       this.role = p.role === MODERATOR ? MODERATOR : 'participant';
       this._emit('role');
@@ -167,6 +171,18 @@ export class Controls {
     const msg = { type: 'chat', text: [...body].slice(0, 2000).join('') };
     if (to) msg.to = to;
     return this._send(msg);
+  }
+
+  /**
+   * Change the display name (1–64 characters). Shown at once; everyone, we included, then gets
+   * `participant-updated` (with the name as the server cleaned it).
+   */
+  setName(name) {
+    const clean = [...String(name || '').trim()].slice(0, 64).join('');
+    if (!clean || !this._send({ type: 'set-name', name: clean })) return false;
+    this.conf.name = clean;
+    this._emit('local');
+    return true;
   }
 
   raiseHand(raised = !this.handRaised) {

@@ -262,6 +262,48 @@ export class MediaSession extends EventTarget {
     this._updateLocalStream();
   }
 
+  /**
+   * Use another camera or microphone (that exact device) on the same sending transceiver:
+   * replaceTrack, no renegotiation; the old track is stopped afterwards. A muted microphone stays
+   * muted (the new track is disabled). With the camera off, or no microphone open yet, nothing is
+   * opened: returns false (the caller remembers the choice for later).
+   */
+  async switchDevice(kind, deviceId) {
+    const audio = kind === 'audio';
+    const old = audio ? this.audioTrack : this.videoTrack;
+    if (!old || (!audio && this.videoMuted)) return false;
+    let track;
+    let failure = null;
+    try {
+      track = await getTrack(kind, deviceId);
+    } catch (err) {
+      // Some devices cannot be opened twice (or a camera cannot run two captures): free the old
+      // one and try again once; if that fails too, put the previous device back.
+      if (!['NotReadableError', 'AbortError'].includes(err.cause && err.cause.name)) throw err;
+      const previous = old.getSettings().deviceId || null;
+      old.stop();
+      try {
+        track = await getTrack(kind, deviceId);
+      } catch (err2) {
+        failure = err2;
+        track = await getTrack(kind, previous);
+      }
+    }
+    const current = audio ? this.audioTrack : this.videoTrack;
+    if (this.closed || current !== old || (!audio && this.videoMuted)) { track.stop(); return false; }
+    if (audio) {
+      track.enabled = !this.audioMuted;
+      this.audioTrack = track;
+    } else {
+      this.videoTrack = track;
+    }
+    await (audio ? this.audioTransceiver : this.videoTransceiver).sender.replaceTrack(track);
+    old.stop();
+    this._updateLocalStream();
+    if (failure) throw failure;
+    return true;
+  }
+
   /** createOffer → setLocalDescription → wait for ICE gathering (≤ 5 s) → the full SDP. */
   async createOffer() {
     const offer = await this.pc.createOffer();

@@ -34,21 +34,23 @@ const SELECTS = [
 
 /**
  * The three selects. current(kind) → deviceId in use (from the live track) or null;
- * onSelect(kind, deviceId) is called when the user picks another device.
+ * onSelect(kind, deviceId, select) is called when the user picks a device. `ids` ({video, audio,
+ * speaker}) and `id` rename the selects and the container (the prejoin ids by default).
  */
 export class DevicePicker {
-  constructor({ current, onSelect }) {
+  constructor({ current, onSelect, ids = {}, id: pickerId = 'device-picker' }) {
     this.current = current;
     this.selects = {};
     this.rows = {};
-    const rows = SELECTS.map(([kind, , id, label]) => {
+    const rows = SELECTS.map(([kind, , defaultId, label]) => {
+      const id = ids[kind] || defaultId;
       const select = h('select', { id, class: 'device-select' });
-      select.addEventListener('change', () => onSelect(kind, select.value));
+      select.addEventListener('change', () => onSelect(kind, select.value, select));
       this.selects[kind] = select;
       this.rows[kind] = h('div', { class: 'device-row' }, h('label', { class: 'field-label', for: id }, label), select);
       return this.rows[kind];
     });
-    this.el = h('div', { id: 'device-picker', class: 'device-picker' }, rows);
+    this.el = h('div', { id: pickerId, class: 'device-picker' }, rows);
     this._onChange = () => this.refresh();
     if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
       navigator.mediaDevices.addEventListener('devicechange', this._onChange);

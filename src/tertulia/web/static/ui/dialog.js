@@ -33,10 +33,13 @@ export class Modal {
     return this.el.open;
   }
 
-  /** focus: the element to focus inside (default: the dialog's first control). */
-  show(focus = null) {
+  /**
+   * focus: the element to focus inside (default: the dialog's first control); returnTo: where
+   * focus goes on close (default: whatever had it, e.g. a button in a menu that is gone by then).
+   */
+  show(focus = null, returnTo = null) {
     if (this.el.open) return;
-    this._returnTo = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    this._returnTo = returnTo || (document.activeElement instanceof HTMLElement ? document.activeElement : null);
     this.el.showModal();
     if (focus) focus.focus();
   }

@@ -1,7 +1,7 @@
 // Meeting screen: header (room, copy link, invite, shortcuts, participant count), the stage
 // (tile / stage / lonely layouts, screen share), side panels (chat, participants), toolbar,
-// dialogs (security, invite, keyboard shortcuts) and lobby knocks. Also keeps the bridge told
-// what we show (receiver constraints) and rates each participant's connection.
+// dialogs (security, invite, keyboard shortcuts, settings) and lobby knocks. Also keeps the
+// bridge told what we show (receiver constraints) and rates each participant's connection.
 import { h } from './dom.js';
 import { icons } from './icons.js';
 import { Tile } from './tile.js';
@@ -18,6 +18,7 @@ import { ShortcutsDialog, bindShortcuts } from './shortcuts.js';
 import { ConstraintsReporter } from './constraints.js';
 import { QualityMonitor } from './quality.js';
 import { preferredDevice } from './devices.js';
+import { SettingsDialog } from './settings.js';
 
 const CONF_EVENTS = ['participants', 'slots', 'local', 'media', 'hands', 'role', 'room', 'sharing', 'speaker'];
 const SHEETS = '(max-width: 720px)'; // side panels cover the whole screen
@@ -56,6 +57,7 @@ export class MeetingView {
     this.security = new SecurityDialog(conference, { returnFocus: b.security, onPasswordSet });
     this.invite = new InviteDialog(conference);
     this.shortcuts = new ShortcutsDialog();
+    this.settings = new SettingsDialog(conference, { onSpeaker: () => this.render() });
     this.knocks = new KnockList(conference);
     this.panels = { chat: this.chat, participants: this.people };
     this.panelButtons = { chat: b.chat, participants: b.people };
@@ -76,7 +78,8 @@ export class MeetingView {
       this.knocks.el,
       this.security.el,
       this.invite.el,
-      this.shortcuts.el);
+      this.shortcuts.el,
+      this.settings.el);
 
     b.audio.addEventListener('click', () => this.toggle('audio'));
     b.video.addEventListener('click', () => this.toggle('video'));
@@ -87,6 +90,7 @@ export class MeetingView {
     b.people.addEventListener('click', () => this.togglePanel('participants'));
     b.layout.addEventListener('click', () => this.toggleLayout());
     b.security.addEventListener('click', () => this.security.show());
+    b.settings.addEventListener('click', () => this.settings.show(this.toolbar.narrow ? b.more : b.settings));
     this.copyBtn.addEventListener('click', () => copyLink(conference.room));
     this.inviteBtn.addEventListener('click', () => this.invite.show());
     this.helpBtn.addEventListener('click', () => this.shortcuts.show());
@@ -362,6 +366,7 @@ export class MeetingView {
     this.security.destroy();
     this.invite.destroy();
     this.shortcuts.destroy();
+    this.settings.destroy();
     this.knocks.destroy();
     this.toolbar.destroy();
     this.constraints.destroy();

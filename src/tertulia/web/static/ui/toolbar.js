@@ -1,6 +1,6 @@
-// The meeting toolbar. On narrow screens the less used buttons (screen share, layout, security)
-// move into a "More" pop-up (id="more-menu", opened by id="more-button"); they keep their ids
-// and handlers, and show a text label there.
+// The meeting toolbar. On narrow screens the less used buttons (screen share, layout, security,
+// settings) move into a "More" pop-up (id="more-menu", opened by id="more-button"); they keep
+// their ids and handlers, and show a text label there.
 import { h } from './dom.js';
 import { icons } from './icons.js';
 
@@ -46,6 +46,7 @@ export class Toolbar {
       people: toolButton('participants-button', icons.people, 'Participants'),
       layout: toolButton('layout-button', icons.tiles, 'Tile view (T)', 'T'),
       security: toolButton('security-button', icons.shield, 'Security options'),
+      settings: toolButton('settings-button', icons.settings, 'Settings'),
       more: h('button', {
         id: 'more-button', type: 'button', class: 'round-btn tool-btn', 'aria-label': 'More actions', title: 'More actions',
         'aria-expanded': 'false', 'aria-controls': 'more-menu', html: icons.more,
@@ -60,6 +61,7 @@ export class Toolbar {
     b.chat.append(this.chatUnread);
     for (const k of ['screen', 'hand', 'chat', 'people', 'layout']) b[k].setAttribute('aria-pressed', 'false');
     b.security.setAttribute('aria-haspopup', 'dialog');
+    b.settings.setAttribute('aria-haspopup', 'dialog');
     this.menu = h('div', { id: 'more-menu', class: 'more-menu', role: 'group', 'aria-label': 'More actions', hidden: true });
     this.moreWrap = h('div', { class: 'more-wrap' }, this.menu, b.more);
     this.el = h('footer', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Meeting controls' });
@@ -87,10 +89,10 @@ export class Toolbar {
     const focused = document.activeElement;
     if (this.narrow) {
       this.el.replaceChildren(b.audio, b.video, b.hand, b.chat, b.people, this.moreWrap, b.leave);
-      this.menu.replaceChildren(b.screen, b.layout, b.security);
+      this.menu.replaceChildren(b.screen, b.layout, b.security, b.settings);
     } else {
       this.setMenu(false);
-      this.el.replaceChildren(b.audio, b.video, b.screen, b.hand, b.chat, b.people, b.layout, b.security, b.leave);
+      this.el.replaceChildren(b.audio, b.video, b.screen, b.hand, b.chat, b.people, b.layout, b.security, b.settings, b.leave);
       this.menu.replaceChildren();
     }
     this.el.classList.toggle('narrow', this.narrow);
