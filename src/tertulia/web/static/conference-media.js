@@ -126,6 +126,10 @@ export class ConferenceMedia extends EventTarget {
     bridge.addEventListener('dominant-speaker', (ev) => {
       if (mgen === this._mediaGen) this._applySpeaker(ev.detail);
     });
+    bridge.addEventListener('sender-constraints', (ev) => {
+      const max = ev.detail && Number.isInteger(ev.detail.maxHeight) ? ev.detail.maxHeight : -1;
+      if (mgen === this._mediaGen && this.session) this.session.applySenderConstraints(max);
+    });
     bridge.addEventListener('error', (ev) => {
       if (mgen === this._mediaGen) console.warn('tertulia: bridge error', ev.detail);
     });

@@ -159,13 +159,58 @@ function preferCodecs(transceiver, kind) {
  * Events: 'connectionstatechange' (detail = pc.connectionState), 'localstream' (detail = the new
  * local MediaStream whenever the set of local tracks changes).
  */
+export const SIMULCAST_LAYERS = [
+  { rid: 'l', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'm', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+  { rid: 'h', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+];
+
+/**
+ * Layer suspension: turn off the camera layers taller than what any receiver wants
+ * (`sender-constraints` from the bridge; -1 no limit, 0 nobody watches). The lowest layer stays
+ * on whenever someone watches at all. Pure: returns the `active` flag per encoding.
+ */
+export function activeLayers(encodings, trackHeight, maxHeight) {
+  if (maxHeight < 0) return encodings.map(() => true);
+  if (maxHeight === 0) return encodings.map(() => false);
+  return encodings.map((enc, i) => {
+    const height = trackHeight / (enc.scaleResolutionDownBy || 1);
+    return i === 0 || height <= maxHeight;
+  });
+}
+
 export class MediaSession extends EventTarget {
+  /** Apply the bridge's `sender-constraints` to the camera's simulcast encodings. */
+  async applySenderConstraints(maxHeight) {
+    this.maxHeightWanted = maxHeight;
+    const sender = this.videoTransceiver.sender;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    const settings = sender.track ? sender.track.getSettings() : {};
+    const height = settings.height || 360;
+    const active = activeLayers(params.encodings, height, maxHeight);
+    let changed = false;
+    params.encodings.forEach((enc, i) => {
+      if (enc.active !== active[i]) { enc.active = active[i]; changed = true; }
+    });
+    if (changed) {
+      try { await sender.setParameters(params); } catch (err) {
+        console.warn('tertulia: could not apply sender constraints', err);
+      }
+    }
+  }
+
   constructor({ slots = 0, iceServers = [] } = {}) {
     super();
     this.slots = slots;
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.audioTransceiver = this.pc.addTransceiver('audio', { direction: 'sendonly' });
-    this.videoTransceiver = this.pc.addTransceiver('video', { direction: 'sendonly' });
+    // Camera as three simulcast layers, lowest first (the bridge picks one per receiver):
+    // with the 640x360 capture that is 160x90, 320x180 and 640x360.
+    this.videoTransceiver = this.pc.addTransceiver('video', {
+      direction: 'sendonly',
+      sendEncodings: SIMULCAST_LAYERS.map((layer) => ({ ...layer })),
+    });
     this.screenSender = this.pc.addTransceiver('video', { direction: 'sendonly' });
     this.slotTransceivers = [];
     this.slotStreams = [];
@@ -180,6 +225,7 @@ export class MediaSession extends EventTarget {
     this.screenStream = new MediaStream([this.screenTransceiver.receiver.track]);
     for (const t of this.pc.getTransceivers()) preferCodecs(t, t.receiver.track.kind);
     this.screenTrack = null; // own screen share, while sharing
+    this.maxHeightWanted = -1; // from the bridge's sender-constraints
     this.audioTrack = null;
     this.videoTrack = null;
     this.audioMuted = false;

@@ -1,0 +1,81 @@
+"""Chromium sends its camera as simulcast layers; the bridge gives each receiver one layer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser.test_meeting import room_url
+from tests.server import running_server
+
+pytestmark = pytest.mark.timeout(180)
+
+WIDTH_JS = """async (pid) => {
+  const t = window.tertulia, i = t.slots.indexOf(pid);
+  if (i < 0) return null;
+  const mid = t.slotTransceivers(i).video.mid;
+  let out = null;
+  (await t.pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' && s.mid === mid)
+      out = {width: s.frameWidth || 0, frames: s.framesDecoded || 0};
+  });
+  return out;
+}"""
+
+
+async def wait_width(page: Page, pid: str, check: Any, timeout: float) -> dict[str, int]:
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        last = await page.evaluate(WIDTH_JS, pid)
+        if last and check(last["width"]):
+            return dict(last)
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"width never matched: {last}")
+
+
+async def test_each_receiver_gets_the_layer_it_asks_for(browser: Browser) -> None:
+    async with running_server() as server:
+        pages = []
+        for name in ("Ana", "Bo"):
+            context = await browser.new_context(viewport={"width": 1280, "height": 720})
+            page = await context.new_page()
+            await page.goto(room_url(server.http, "simulcast-room", name))
+            await page.wait_for_function("() => window.tertulia && window.tertulia.me",
+                                         timeout=20_000)
+            pages.append(page)
+        ana, bo = pages
+        ana_id = await ana.evaluate("() => window.tertulia.me")
+        bridge = server.bridge
+        # Chromium really sends several layers, learned by rid.
+        deadline = time.monotonic() + 20
+        media = None
+        while time.monotonic() < deadline:
+            conference = next(iter(bridge.conferences.values()), None)
+            endpoint = conference.endpoints.get(ana_id) if conference else None
+            media = endpoint.sending.get("video") if endpoint else None
+            if media is not None and len(media.layer_height) >= 2:
+                break
+            await asyncio.sleep(0.5)
+        assert media is not None and len(media.layer_of) >= 2, media
+        heights = sorted(media.layer_height.values())
+        assert heights[0] == 90  # 640x360 camera / 4
+        # Bo's client asks for what its tile of Ana needs. Big tile: the tallest layer sent.
+        wide = await wait_width(bo, ana_id, lambda w: w > 160, timeout=20)
+        assert wide["width"] in (320, 640)
+        # A small window: the tile is under 180 px tall (about 120), so only the 90 px layer
+        # (160 wide) fits.
+        await bo.set_viewport_size({"width": 420, "height": 330})
+        await bo.wait_for_function(
+            f"() => {{ const c = window.tertulia.constraints; const h = c && c.maxHeights"
+            f" && c.maxHeights['{ana_id}']; return h > 0 && h < 180; }}", timeout=10_000)
+        await wait_width(bo, ana_id, lambda w: w == 160, timeout=20)
+        # Layer suspension reached Ana: the largest height anyone wants of her camera.
+        wanted = await ana.evaluate("() => window.tertulia.session.maxHeightWanted")
+        assert 0 < wanted < 180
+        # Back to a big window: a taller layer again.
+        await bo.set_viewport_size({"width": 1280, "height": 720})
+        await wait_width(bo, ana_id, lambda w: w > 160, timeout=20)
