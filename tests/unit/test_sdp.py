@@ -18,6 +18,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from tertulia.protocol.answer import build_answer
 from tertulia.protocol.sdp import (
     EXT_ABS_SEND_TIME,
     EXT_AUDIO_LEVEL,
@@ -30,7 +31,6 @@ from tertulia.protocol.sdp import (
     Offer,
     SdpError,
     SlotSource,
-    build_answer,
     negotiate,
     parse_offer,
 )

@@ -27,7 +27,8 @@ from tertulia.bridge.transport import ice
 from tertulia.bridge.transport.demux import Kind, classify
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsState
 from tertulia.bridge.transport.srtp import SrtpError
-from tertulia.protocol.sdp import LocalTransport, build_answer, negotiate, parse_offer
+from tertulia.protocol.answer import build_answer
+from tertulia.protocol.sdp import LocalTransport, negotiate, parse_offer
 
 log = logging.getLogger(__name__)
 
