@@ -4,20 +4,17 @@ and the others keep decoding; the speaker choice reaches the remote media elemen
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from playwright.async_api import Browser, Page
 
+from tests.browser.test_ux import SIZES, shot
 from tests.server import running_server
 
 pytestmark = pytest.mark.timeout(180)
 
-SHOTS = os.environ.get("TERTULIA_SCREENSHOTS")
-SIZES = {"desktop": {"width": 1280, "height": 720}, "phone": {"width": 390, "height": 844}}
 
 # framesDecoded of the video of participant `pid` (-1 while it has no slot).
 FRAMES_JS = """async (pid) => {
@@ -83,17 +80,6 @@ async def options(page: Page, select: str) -> list[str]:
     values: list[str] = await page.eval_on_selector_all(
         f"{select} option", "(os) => os.map((o) => o.value)")
     return values
-
-
-async def shot(page: Page, name: str) -> None:
-    if not SHOTS:
-        return
-    Path(SHOTS).mkdir(parents=True, exist_ok=True)
-    for size, viewport in SIZES.items():
-        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
-        await page.wait_for_timeout(1000)
-        await page.screenshot(path=str(Path(SHOTS) / f"{name}-{size}.png"))
-    await page.set_viewport_size(SIZES["desktop"])  # type: ignore[arg-type]
 
 
 async def test_settings_name_and_devices(browser: Browser) -> None:
