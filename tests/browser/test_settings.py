@@ -73,7 +73,10 @@ async def open_settings(page: Page) -> None:
 async def close_settings(page: Page, back_to: str = "settings-button") -> None:
     await page.keyboard.press("Escape")
     await page.wait_for_selector("#settings-dialog", state="hidden")
-    assert await page.evaluate("() => document.activeElement.id") == back_to
+    await page.wait_for_function(
+        f"() => document.activeElement && document.activeElement.id === '{back_to}'",
+        timeout=5_000,
+    )
 
 
 async def options(page: Page, select: str) -> list[str]:
@@ -182,5 +185,10 @@ async def test_settings_name_and_devices(browser: Browser) -> None:
         await ana.click("#more-button")
         await ana.click("#more-menu #settings-button")
         await ana.wait_for_selector("#settings-dialog[open]")
+        # the dialog moves focus to its name field when it has opened
+        await ana.wait_for_function(
+            "() => document.activeElement && document.activeElement.id === 'settings-name'",
+            timeout=5_000,
+        )
         await close_settings(ana, back_to="more-button")
     assert not errors, errors
