@@ -297,3 +297,22 @@ async def test_tokens_name_the_moderator_and_can_be_required() -> None:
         seen = await first.wait_type("participant-joined")
         assert seen["participant"]["name"] == "Dr. Token"
         assert seen["participant"]["avatar"] == "https://a/x.png"
+
+
+async def test_connections_per_address_are_capped() -> None:
+    async with running_server(connections_per_address=3) as server, \
+            aiohttp.ClientSession() as http:
+        opened = [await http.ws_connect(server.ws) for _ in range(3)]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect(server.ws)
+        assert refused.value.status == 429
+        await opened[0].close()
+        for _ in range(50):  # bounded: the server notices the close quickly
+            try:
+                opened.append(await http.ws_connect(server.ws))
+                break
+            except aiohttp.WSServerHandshakeError:
+                await asyncio.sleep(0.05)
+        assert len(opened) == 4 and not opened[-1].closed
+        for ws in opened:
+            await ws.close()

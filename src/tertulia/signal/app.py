@@ -122,10 +122,19 @@ class Outlet:
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
+    address = request.remote or "unknown"
+    if hub.per_address[address] >= hub.limits.connections_per_address:
+        hub.counters["rate_limited"] += 1
+        return web.json_response(
+            {"code": "too-many-connections",
+             "message": "too many open connections from your address"},
+            status=429,
+        )
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
+    hub.per_address[address] += 1
     outlet = Outlet(ws)
-    session = Session(hub, request.remote or "unknown", outlet.send, outlet.close)
+    session = Session(hub, address, outlet.send, outlet.close)
     writer = asyncio.create_task(outlet.run())
     hub.connections[id(outlet)] = outlet.close
     try:
@@ -142,6 +151,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         hub.connections.pop(id(outlet), None)
+        hub.per_address[address] -= 1
+        if hub.per_address[address] <= 0:
+            del hub.per_address[address]
         if outlet.closing or ws.close_code in CLEAN_CLOSE:
             session.close("disconnected")  # the client (or we) closed on purpose
         else:

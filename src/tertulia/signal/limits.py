@@ -89,3 +89,4 @@ class Limits:
     max_chat_chars: int = 2000
     lobby_queue: int = 50
     resume_grace: float = 10.0
+    connections_per_address: int = 500

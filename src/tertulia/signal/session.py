@@ -53,6 +53,7 @@ class Hub:
     connections: dict[int, Callable[[int], None]] = field(default_factory=dict)
     # joins, messages, rate_limited, auth_failures, knocks, resumes (for /metrics)
     counters: Counter[str] = field(default_factory=Counter)
+    per_address: Counter[str] = field(default_factory=Counter)  # open WebSockets by address
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
