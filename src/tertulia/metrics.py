@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tertulia.accept import Acceptor
 from tertulia.bridge.bridge import Bridge
 from tertulia.signal.session import Hub
 
@@ -67,6 +68,7 @@ class BridgeCollector(Collector):
 class SignalCollector(Collector):
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self.acceptor: Acceptor | None = None  # set once the HTTP listener is up
 
     def collect(self) -> Iterator[Metric]:
         rooms = self.hub.rooms
@@ -92,6 +94,12 @@ class SignalCollector(Collector):
         ):
             yield CounterMetricFamily(f"tertulia_signal_{key}", doc,
                                       value=float(self.hub.counters[key]))
+        if self.acceptor is not None:
+            yield CounterMetricFamily(
+                "tertulia_http_rejected_no_descriptors",
+                "Connections answered 503 because file descriptors ran out",
+                value=float(self.acceptor.rejected_emfile),
+            )
 
 
 def add_metrics_route(app: web.Application, *collectors: Collector) -> None:

@@ -22,6 +22,7 @@ from tertulia.signal.tokens import TokenVerifier
 log = logging.getLogger("tertulia")
 
 RECOMMENDED_NOFILE = 65536
+SIGNAL_METRICS_KEY = web.AppKey("signal_metrics", SignalCollector)
 
 
 def raise_nofile_limit() -> int:
@@ -67,7 +68,9 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
         tokens=TokenVerifier(settings.token_settings()),
     )
 
-    add_metrics_route(app, BridgeCollector(bridge), SignalCollector(hub))
+    signal_metrics = SignalCollector(hub)
+    app[SIGNAL_METRICS_KEY] = signal_metrics
+    add_metrics_route(app, BridgeCollector(bridge), signal_metrics)
     signal_app.add_room_route(app)
 
     async def on_startup(_: web.Application) -> None:
@@ -89,6 +92,7 @@ async def run(settings: Settings) -> None:
     # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
     acceptor = Acceptor()
     await acceptor.start(runner, settings.host, settings.port)
+    app[SIGNAL_METRICS_KEY].acceptor = acceptor
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::1") else settings.host
     print(f"Tertulia is running: open http://{shown}:{settings.port}/", flush=True)
     print(

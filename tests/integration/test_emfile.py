@@ -136,6 +136,12 @@ async def test_server_survives_descriptor_exhaustion(loop_kind: str, tmp_path: P
         clients.append(newcomer)
         assert (await newcomer.join("fd-room"))["type"] == "welcome"
         await first.wait_type("participant-joined")
+        # ... and operators see what happened in /metrics.
+        async with http.get(f"{base}/metrics") as resp:
+            metrics = await resp.text()
+        line = next(x for x in metrics.splitlines()
+                    if x.startswith("tertulia_http_rejected_no_descriptors_total "))
+        assert float(line.split()[1]) >= 1
     finally:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
         await http.close()
