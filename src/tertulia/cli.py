@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -60,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         from tertulia.doctor import main as doctor
 
         return doctor(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from tertulia.logs import setup
+
+    setup(settings.log_level)
     from tertulia.serve import run
 
     runner = asyncio.run

@@ -300,14 +300,16 @@ class Bridge:
 
     def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
         if endpoint.on_dtls(data, addr):
-            log.info("endpoint %s connected", endpoint.id)
+            log.info("endpoint connected", extra={"conference": endpoint.conference_id,
+                                                  "endpoint": endpoint.id})
             log.debug("endpoint %s address %s:%d", endpoint.id, *addr)  # addresses: debug only
             conference = self.conferences.get(endpoint.conference_id)
             if conference is not None:
                 conference.on_connected(endpoint, self.clock())
         if endpoint.dtls.state == DtlsState.FAILED:
             self.counters["dtls-failed"] += 1
-            log.warning("endpoint %s: %s", endpoint.id, endpoint.dtls.error)
+            log.warning("DTLS failed: %s", endpoint.dtls.error,
+                        extra={"conference": endpoint.conference_id, "endpoint": endpoint.id})
             self._expire_and_report(endpoint, "dtls-failed")
 
     def _on_rtp(self, endpoint: Endpoint, data: bytes) -> None:

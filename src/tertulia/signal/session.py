@@ -227,6 +227,8 @@ class Session:
                 participant.role = MODERATOR
             room = rooms.join(room_name, participant)
             self.hub.counters["joins"] += 1
+            log.info("participant joined", extra={"room": room_name,
+                                                  "participant": participant.id})
         else:
             room = rooms.rooms[room_name]
             self.hub.counters["resumes"] += 1
@@ -457,6 +459,8 @@ class Session:
             return  # never joined, or a newer connection resumed this participant
         self.hub.focus.leave(participant.room, participant.id)
         self.hub.rooms.leave(participant, reason)
+        log.info("participant left", extra={"room": participant.room,
+                                            "participant": participant.id, "reason": reason})
 
     def drop(self) -> None:
         """The connection died without a close frame: keep the participant for the grace."""
