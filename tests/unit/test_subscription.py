@@ -6,7 +6,7 @@ import itertools
 
 from tertulia.bridge.rtp.packet import RtpPacket, parse_extensions, payload_offset
 from tertulia.bridge.rtp.seqnum import seq_diff
-from tertulia.bridge.rtp.vp8 import is_keyframe_start
+from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor
 from tertulia.bridge.subscription import SlotStream
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 from tests.unit.golden import VIDEO, load, rid_ssrcs
@@ -81,13 +81,23 @@ def test_simulcast_layer_switch_waits_for_target_keyframe() -> None:
     # Same sender, other layer: a new target, while the low layer keeps flowing.
     s.attach("a", RtpPacket.parse(mid[0]).ssrc, SENDER_EXT)
     assert s.waiting_for_keyframe
-    assert len(feed(s, low[30:40], now=1.2)) == 10
+    more = feed(s, low[30:40], now=1.2)
+    assert len(more) == 10
     assert feed(s, mid[5:15], now=1.3) == []  # not a keyframe yet
-    assert len(feed(s, low[40:42], now=1.35)) == 2
+    more += feed(s, low[40:42], now=1.35)
+    assert len(more) == 12
     switched = feed(s, mid[:3], now=1.4)  # the capture's first keyframe of layer m
+    # VP8 picture IDs and TL0PICIDX continue across the switch (RFC 7741 §4.2): the two
+    # layers count independently in the capture, the receiver sees one counter.
+    frames = [parse_vp8_descriptor(p.payload) for p in out + more + switched]
+    starts = [d for d in frames if d.start_of_partition and d.partition_id == 0]
+    pids = [d.picture_id for d in starts]
+    assert all(((b or 0) - (a or 0)) % (1 << 15) == 1 for a, b in itertools.pairwise(pids))
+    tl0 = [d.tl0picidx for d in starts if d.tid == 0]
+    assert all(((b or 0) - (a or 0)) % 256 == 1 for a, b in itertools.pairwise(tl0))
     assert switched and not s.waiting_for_keyframe
     assert {p.ssrc for p in switched} == {0x1234}
-    last = out[-1].sequence_number + 12
+    last = more[-1].sequence_number
     assert switched[0].sequence_number == (last + 1) & 0xFFFF  # one continuous stream
     assert feed(s, low[42:50], now=1.5) == []  # the old layer is no longer forwarded
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from tertulia.bridge.rtp.history import PacketHistory
 from tertulia.bridge.rtp.packet import payload_offset, rewrite_header
 from tertulia.bridge.rtp.seqnum import seq_diff
-from tertulia.bridge.rtp.vp8 import is_keyframe_start
+from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor, rewrite_picture_ids
 from tertulia.protocol.sdp import EXT_MID
 
 
@@ -70,6 +70,12 @@ class SlotStream:
     rtx_ssrc: int | None = None  # RFC 4588 retransmission stream, when the receiver has RTX
     rtx_payload_type: int | None = None
     rtx_seq: int = field(default_factory=lambda: random.randrange(0, 1 << 16))
+    # VP8 picture ID / TL0PICIDX continuity across source and layer changes (RFC 7741 §4.2)
+    pid_offset: int = 0
+    tl0_offset: int = 0
+    last_out_pid: int | None = None
+    last_out_tl0: int | None = None
+    vp8_pending: bool = False  # recompute the offsets on the next packet
     role: str = ""  # set on attach: which sending media of the source ("audio"/"video"/"screen")
     # Current source, by (sender endpoint id, the sender SSRC being forwarded); None when empty.
     source: tuple[str, int] | None = None
@@ -143,6 +149,8 @@ class SlotStream:
             return None
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        if self.kind == "video" and payload:
+            plain = self._continue_picture_ids(plain, payload)
         if seq_diff(out_seq, self.last_out_seq) > 0:
             self.last_out_seq = out_seq
             self.last_out_ts = out_ts
@@ -163,6 +171,7 @@ class SlotStream:
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""
         self.started = True
+        self.vp8_pending = True
         self.first_seq = seq
         out_seq = (self.last_out_seq + 1) & 0xFFFF
         self.seq_offset = (out_seq - seq) & 0xFFFF
@@ -174,6 +183,35 @@ class SlotStream:
         self.ts_offset = (out_ts - ts) & 0xFFFFFFFF
         # Make the first packet's seq count as "newer" in forward().
         self.last_out_seq = (out_seq - 1) & 0xFFFF
+
+    def _continue_picture_ids(self, plain: bytes, payload: bytes) -> bytes:
+        """Shift VP8 picture IDs and TL0PICIDX so they continue where this slot left off: a
+        receiver sees one stream even when the slot moves to another layer or sender (the
+        fields are per-encoder counters, RFC 7741 §4.2). Non-VP8 payloads pass unchanged."""
+        try:
+            desc = parse_vp8_descriptor(payload)
+        except ValueError:
+            return plain
+        if desc.picture_id is None:
+            return plain
+        modulus = 1 << 15 if desc.picture_id_15bit else 1 << 7
+        if self.vp8_pending:
+            self.vp8_pending = False
+            if self.last_out_pid is None:
+                self.pid_offset = self.tl0_offset = 0
+            else:
+                self.pid_offset = (self.last_out_pid + 1 - desc.picture_id) % modulus
+                if desc.tl0picidx is not None and self.last_out_tl0 is not None:
+                    self.tl0_offset = (self.last_out_tl0 + 1 - desc.tl0picidx) & 0xFF
+        out_pid = (desc.picture_id + self.pid_offset) % modulus
+        out_tl0 = None if desc.tl0picidx is None else (desc.tl0picidx + self.tl0_offset) & 0xFF
+        self.last_out_pid = out_pid
+        if out_tl0 is not None:
+            self.last_out_tl0 = out_tl0
+        if not self.pid_offset and not self.tl0_offset:
+            return plain
+        head = plain[: len(plain) - len(payload)]
+        return head + rewrite_picture_ids(payload, out_pid, out_tl0)
 
     def rtx_packet(self, original: bytes) -> bytes:
         """Wrap a sent packet for retransmission on the RTX stream (RFC 4588 §4): same timestamp,
