@@ -266,7 +266,8 @@ class Conference:
         if size is not None:
             media.layer_height[ssrc] = size[1]
         first = media.current_ssrc is None
-        media.current_ssrc = ssrc
+        if first:
+            media.current_ssrc = ssrc  # any layer: keyframe requests default to it
         if first or size is not None:
             self.assign_slots()
             if first:

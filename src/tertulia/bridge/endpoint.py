@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tertulia.bridge.constraints import ReceiverConstraints
+from tertulia.bridge.rtp.history import PacketHistory
 from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
 from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
@@ -44,7 +45,6 @@ class SendingMedia:
     mid: str
     payload_type: int
     extmap: dict[str, int]
-    declared_ssrcs: tuple[int, ...]
     current_ssrc: int | None = None
     last_keyframe_request: float = -1e9
     keyframe_requests: int = 0
@@ -89,10 +89,8 @@ class EndpointStats:
 
 
 def _slot_stream(
-    kind: str, media: NegotiatedMedia, slot: int, cname: str, history_age: float
+    kind: str, media: NegotiatedMedia, cname: str, history_age: float
 ) -> SlotStream:
-    from tertulia.bridge.rtp.history import PacketHistory
-
     rtx = media.rtx_payload_type
     return SlotStream(
         kind=kind,
@@ -150,7 +148,7 @@ class Endpoint:
             if media is None:
                 continue
             sending = SendingMedia(
-                role, media.kind, media.mid, media.payload_type, dict(media.extmaps), media.ssrcs
+                role, media.kind, media.mid, media.payload_type, dict(media.extmaps)
             )
             if media.kind == "audio":
                 sending.audio_level_id = media.extmaps.get(EXT_AUDIO_LEVEL)
@@ -176,15 +174,15 @@ class Endpoint:
             cname = f"slot-{i}-{secrets.token_hex(4)}"
             self.slots.append(
                 (
-                    _slot_stream("audio", audio, i, cname, history_age),
-                    _slot_stream("video", video, i, cname, history_age),
+                    _slot_stream("audio", audio, cname, history_age),
+                    _slot_stream("video", video, cname, history_age),
                 )
             )
         self.occupants: list[str | None] = [None] * len(self.slots)
         self.screen_slot: SlotStream | None = None
         if negotiation.screen_slot is not None:
             self.screen_slot = _slot_stream(
-                "video", negotiation.screen_slot, -1, f"screen-{secrets.token_hex(4)}",
+                "video", negotiation.screen_slot, f"screen-{secrets.token_hex(4)}",
                 history_age,
             )
         self.screen_occupant: str | None = None

@@ -24,7 +24,15 @@ from tertulia.protocol.messages import (
     parse_client_message,
 )
 from tertulia.signal.limits import AbuseMeter, KeyedLimiter, Limits, TokenBucket
-from tertulia.signal.rooms import MODERATOR, Knock, Participant, Room, Rooms, new_participant_id
+from tertulia.signal.rooms import (
+    MODERATOR,
+    Knock,
+    Participant,
+    Room,
+    Rooms,
+    chat_message,
+    new_participant_id,
+)
 from tertulia.signal.tokens import TokenError, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -337,14 +345,14 @@ class Session:
             raise ProtocolError("bad-message", "chat text is empty", request.ref)
         to_id = request.get("to")
         if to_id is None:
-            message = chat_message_for(me, text, None)
+            message = chat_message(me, text, None)
             room.add_chat(message)
             room.broadcast(message)
             return
         target = room.participants.get(to_id)
         if target is None:
             raise ProtocolError("no-such-participant", "no such participant", request.ref)
-        message = chat_message_for(me, text, target)
+        message = chat_message(me, text, target)
         target.outbox(message)
         if target is not me:
             me.outbox(message)
@@ -480,8 +488,3 @@ class Session:
 
         self.hub.call_later(self.hub.limits.resume_grace, expire)
 
-
-def chat_message_for(sender: Participant, text: str, to: Participant | None) -> dict[str, Any]:
-    from tertulia.signal.rooms import chat_message
-
-    return chat_message(sender, text, to)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aioice import stun
 
@@ -44,7 +44,6 @@ class CheckResult:
     local_ufrag: str | None = None
     nominated: bool = False
     error: str | None = None
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def username_local_ufrag(message: stun.Message) -> str | None:
