@@ -271,12 +271,14 @@ def test_negotiate_chrome_simulcast_offer() -> None:
         2,
     )
     assert audio.fmtp == "minptime=10;useinbandfec=1"
-    assert audio.rtcp_fb == ()  # transport-cc was offered, not accepted
-    assert audio.extmaps == {EXT_AUDIO_LEVEL: 1, EXT_MID: 4}  # abs-send-time/twcc offered too
+    assert audio.rtcp_fb == ("transport-cc",)  # uplink estimation (bridge/bwe.py)
+    assert audio.extmaps == {EXT_AUDIO_LEVEL: 1, EXT_MID: 4, TWCC: 3}  # not abs-send-time
     assert audio.ssrcs == (659610133,)
     assert (video.mid, video.payload_type, video.clock_rate, video.fmtp) == ("1", 96, 90000, None)
-    assert video.rtcp_fb == ("nack", "nack pli", "ccm fir")
-    assert video.extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11}
+    assert video.rtcp_fb == ("nack", "nack pli", "ccm fir", "transport-cc")
+    assert video.extmaps == {
+        EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11, TWCC: 3
+    }
     assert video.rids == ("l", "m", "h") and video.ssrcs == ()
     # mid 2 is a recvonly video with no recvonly audio before it: the screen slot.
     assert negotiation.slots == () and negotiation.rejected == ()
@@ -298,9 +300,10 @@ def test_negotiate_chrome_offer_with_slots_and_cap() -> None:
         assert (video.kind, video.payload_type, video.rtcp_fb) == (
             "video",
             96,
-            ("nack", "nack pli", "ccm fir"),
+            ("nack", "nack pli", "ccm fir", "goog-remb"),  # receivers estimate (bwe.py)
         )
-        assert video.extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}  # no rid/rrid on slots
+        # no rid/rrid, and no transport-wide numbers on what the bridge sends
+        assert video.extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
         assert audio.ssrcs == video.ssrcs == ()
 
     capped = negotiate(offer, max_slots=2)
@@ -327,8 +330,10 @@ def test_negotiate_aiortc_offer() -> None:
     assert [(a.mid, v.mid) for a, v in negotiation.slots] == [("2", "3"), ("4", "5")]
     assert negotiation.rejected == ()
     for media in (audio, video, *[m for pair in negotiation.slots for m in pair]):
-        assert TWCC not in media.extmaps
-        assert "transport-cc" not in media.rtcp_fb and "goog-remb" not in media.rtcp_fb
+        assert TWCC not in media.extmaps  # aiortc offers no transport-wide numbers
+        assert "transport-cc" not in media.rtcp_fb
+    for _slot_audio, slot_video in negotiation.slots:
+        assert "goog-remb" in slot_video.rtcp_fb  # aiortc estimates what it receives
 
 
 def test_negotiate_sendrecv_offer() -> None:
@@ -497,9 +502,11 @@ def test_answer_for_chrome_offer() -> None:
     # RTX only on what the bridge sends (the slots), bound to VP8 96 (RFC 4588 §8.6)
     assert answer.count("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n") == 2
     assert "m=video 10000 UDP/TLS/RTP/SAVPF 96\r\n" in answer  # the camera: no RTX
+    # receivers estimate on what the bridge sends; the bridge reports on what it receives
+    assert answer.count("a=rtcp-fb:96 goog-remb") == 2
+    assert answer.count("a=rtcp-fb:96 transport-cc") == 1
+    assert answer.count("a=rtcp-fb:111 transport-cc") == 1
     for unwanted in (
-        "transport-cc",
-        "goog-remb",
         " red/",
         "ulpfec",
     ):
@@ -510,7 +517,9 @@ def test_answer_for_chrome_offer() -> None:
     assert [x for x in media[1] if x.startswith("a=rid:")] == [
         "a=rid:l recv", "a=rid:m recv", "a=rid:h recv"]
     assert answer.count("a=simulcast:") == 1
-    assert parsed.media[1].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11}
+    assert parsed.media[1].extmaps == {
+        EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11, TWCC: 3
+    }
     assert parsed.media[3].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tertulia.bridge import bandwidth
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint
@@ -73,6 +74,11 @@ class _Protocol(asyncio.DatagramProtocol):
         log.debug("socket error: %s", exc)
 
 
+# Transport-wide feedback and padding run this often (seconds): libwebrtc's own receivers
+# send feedback every 50-100 ms, and padding spread this finely does not queue up in bursts.
+FAST_TICK = 0.05
+
+
 class Bridge:
     """A selective forwarding unit listening on one UDP port."""
 
@@ -87,6 +93,8 @@ class Bridge:
         self.on_expired: ExpiredCallback | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._fast_ticker: asyncio.Task[None] | None = None
+        self._last_fast = 0.0
         self.started_at = time.time()
         self.closed_totals = Totals()  # traffic of endpoints already gone
         self.sampler = StatsSampler()
@@ -103,6 +111,7 @@ class Bridge:
         )
         self._transport = transport
         self._ticker = asyncio.create_task(self._tick_loop())
+        self._fast_ticker = asyncio.create_task(self._fast_loop())
         log.info(
             "bridge media on udp %s:%d (advertised %s)",
             self.settings.media_host,
@@ -114,11 +123,12 @@ class Bridge:
         for conference in list(self.conferences.values()):
             for endpoint_id in list(conference.endpoints):
                 self.expire(conference.id, endpoint_id)
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        for task in (self._ticker, self._fast_ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._ticker = self._fast_ticker = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -359,6 +369,23 @@ class Bridge:
                 self.tick(self.clock())
             except Exception:
                 log.exception("bridge tick failed")
+
+    async def _fast_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FAST_TICK)
+            try:
+                self.fast_tick(self.clock())
+            except Exception:
+                log.exception("bridge fast tick failed")
+
+    def fast_tick(self, now: float) -> None:
+        """Transport-wide feedback to senders and probing padding to receivers (bwe.py)."""
+        elapsed = min(max(now - self._last_fast, 0.0), 0.2) if self._last_fast else FAST_TICK
+        self._last_fast = now
+        for conference in list(self.conferences.values()):
+            for endpoint in list(conference.endpoints.values()):
+                bandwidth.transport_feedback(endpoint, conference.bridge_ssrc, now)
+                bandwidth.pad(endpoint, elapsed, now)
 
     def tick(self, now: float) -> None:
         """DTLS retransmissions and consent/connect expiry (RFC 7675 §5.1)."""

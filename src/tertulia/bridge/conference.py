@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import random
 
-from tertulia.bridge.constraints import videos_to_forward
+from tertulia.bridge import bandwidth
+from tertulia.bridge.bwe import RateMeter
+from tertulia.bridge.constraints import videos_in_order
 from tertulia.bridge.endpoint import Endpoint, SendingMedia
 from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
 from tertulia.bridge.rtp.rtcp import (
@@ -18,6 +20,7 @@ from tertulia.bridge.rtp.rtcp import (
     GenericNack,
     Pli,
     ReceiverReport,
+    Remb,
     RtcpPacket,
     Sdes,
     SenderReport,
@@ -158,7 +161,8 @@ class Conference:
         height 0 for hidden tiles); a video that comes back restarts on a keyframe."""
         seated = {o for o in receiver.occupants if o is not None}
         order = [e for e in self.speaking_order() if e in seated]
-        chosen = videos_to_forward(receiver.constraints, order)
+        receiver.wanted_videos = videos_in_order(receiver.constraints, order)
+        chosen = set(receiver.wanted_videos) - receiver.bwe_suspended
         if chosen == receiver.videos:
             return
         for index, occupant in enumerate(receiver.occupants):
@@ -223,15 +227,21 @@ class Conference:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
         media.last_packet = now
+        twcc_id = sender.twcc_ext_id
+        if media.kind == "video":
+            meter = media.rate.get(ssrc)
+            if meter is None:
+                meter = media.rate[ssrc] = RateMeter()
+            meter.add(len(plain))
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return
         level_id = media.audio_level_id
-        if level_id is not None:
-            for ext_id, value in extensions:
-                if ext_id == level_id and value:
-                    self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
-                    break
+        for ext_id, value in extensions:
+            if ext_id == twcc_id and len(value) == 2:  # draft-holmer-01 §2
+                sender.twcc.on_packet(int.from_bytes(value, "big"), now)
+            elif ext_id == level_id and value:
+                self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
         payload = plain[payload_offset(plain) :]
         if media.layered:
             media.last_seen[ssrc] = now
@@ -280,6 +290,9 @@ class Conference:
         layers = media.layers(self.now)
         if not layers:
             return None
+        allocated = receiver.allocation.get(sender_id) if media.role == "video" else None
+        if allocated in layers:
+            return allocated
         limit = receiver.constraints.max_height(sender_id) if media.role == "video" else -1
         if limit < 0:
             return layers[-1]
@@ -307,6 +320,15 @@ class Conference:
         """Re-pick layers (a layer stopped or came back, constraints changed); a slot moving
         to another layer asks the sender for a keyframe of it."""
         self.now = now
+        for endpoint in self.endpoints.values():
+            video = endpoint.sending.get("video")
+            if video is not None:
+                for meter in video.rate.values():
+                    meter.tick(now)
+            endpoint.send_rate.tick(now)
+        for receiver in self.endpoints.values():
+            if bandwidth.allocate_receiver(self, receiver, now):
+                self.update_video_selection(receiver, now)
         self.sender_constraints()
         for receiver in self.endpoints.values():
             streams = [pair[1] for pair in receiver.slots]
@@ -355,6 +377,8 @@ class Conference:
 
     def on_rtcp(self, endpoint: Endpoint, packets: list[RtcpPacket], now: float) -> None:
         for packet in packets:
+            if isinstance(packet, (SenderReport, ReceiverReport)):
+                self._loss_reports(endpoint, packet, now)
             if isinstance(packet, SenderReport):
                 self._forward_sender_report(endpoint, packet)
             elif isinstance(packet, Pli):
@@ -362,11 +386,27 @@ class Conference:
             elif isinstance(packet, Fir):
                 for ssrc, _seqnr in packet.entries:
                     self._keyframe_for_slot(endpoint, ssrc, now)
+            elif isinstance(packet, Remb):
+                endpoint.stats.remb_received += 1
+                endpoint.estimate.on_remb(packet.bitrate, now)
             elif isinstance(packet, GenericNack):
                 endpoint.stats.nacks_received += 1
                 stream = endpoint.stream_by_ssrc.get(packet.media_ssrc)
                 if stream is not None:
                     endpoint.retransmit(stream, list(packet.lost), now)
+
+    def _loss_reports(
+        self, receiver: Endpoint, report: SenderReport | ReceiverReport, now: float
+    ) -> None:
+        """Loss the receiver reports on video we send it feeds its estimate (bwe.py)."""
+        worst: float | None = None
+        for block in report.reports:
+            stream = receiver.stream_by_ssrc.get(block.ssrc)
+            if stream is not None and stream.kind == "video":
+                fraction = block.fraction_lost / 256  # RFC 3550 §6.4.1
+                worst = fraction if worst is None else max(worst, fraction)
+        if worst is not None:
+            receiver.estimate.on_loss(worst, now)
 
     def _keyframe_for_slot(self, receiver: Endpoint, slot_ssrc: int, now: float) -> None:
         receiver.stats.plis_received += 1

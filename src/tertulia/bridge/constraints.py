@@ -74,12 +74,19 @@ def parse_constraints(message: dict[str, Any], previous: ReceiverConstraints
 def videos_to_forward(
     constraints: ReceiverConstraints, senders: Iterable[str]
 ) -> set[str]:
-    """Which senders' camera video a receiver gets.
+    """Which senders' camera video a receiver gets (see :func:`videos_in_order`)."""
+    return set(videos_in_order(constraints, senders))
+
+
+def videos_in_order(constraints: ReceiverConstraints, senders: Iterable[str]) -> list[str]:
+    """Senders whose camera video a receiver wants, highest priority first.
 
     ``senders`` come in speaking order (most recent speaker first). On-stage and selected
     participants go first, then the speaking order; a sender whose max height is 0 is never
-    forwarded; at most last-N are (JVB's allocation order, without the bandwidth step).
+    forwarded; at most last-N are (JVB's allocation order; the bandwidth step comes after,
+    in bridge/allocation.py).
     """
+    senders = list(senders)
     ordered = list(dict.fromkeys([*constraints.on_stage, *constraints.selected, *senders]))
     present = set(senders)
     chosen: list[str] = []
@@ -89,4 +96,4 @@ def videos_to_forward(
         if 0 <= constraints.last_n <= len(chosen):
             break
         chosen.append(sender)
-    return set(chosen)
+    return chosen

@@ -14,17 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, TwccRecorder
 from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.rtp.history import PacketHistory
+from tertulia.bridge.rtp.packet import abs_send_time, set_extension_value
 from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
 from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
 from tertulia.bridge.transport.ice import IceCredentials
 from tertulia.bridge.transport.srtp import SrtpPair
 from tertulia.protocol.sdp import (
+    EXT_ABS_SEND_TIME,
     EXT_AUDIO_LEVEL,
     EXT_MID,
     EXT_RID,
+    EXT_TWCC,
     NegotiatedMedia,
     Negotiation,
     SlotSource,
@@ -58,6 +62,7 @@ class SendingMedia:
     layer_of: dict[int, int] = field(default_factory=dict)  # ssrc -> layer index
     last_seen: dict[int, float] = field(default_factory=dict)  # ssrc -> last packet time
     layer_height: dict[int, int] = field(default_factory=dict)  # ssrc -> keyframe height
+    rate: dict[int, RateMeter] = field(default_factory=dict)  # ssrc -> its bit rate (video)
 
     @property
     def layered(self) -> bool:
@@ -82,6 +87,9 @@ class EndpointStats:
     rtx_sent: int = 0
     nack_misses: int = 0
     plis_received: int = 0
+    padding_sent: int = 0
+    remb_received: int = 0
+    twcc_sent: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
@@ -162,11 +170,24 @@ class Endpoint:
         self._mid_ext_ids = {
             m.extmap[EXT_MID] for m in self.sending.values() if EXT_MID in m.extmap
         }
+        # Bandwidth (bridge/bwe.py): the uplink's transport-wide sequence numbers, reported
+        # back to the sender; the downlink's estimate, allocation and probing.
+        self.twcc_ext_id = next(
+            (m.extmap[EXT_TWCC] for m in self.sending.values() if EXT_TWCC in m.extmap), None
+        )
+        self.twcc = TwccRecorder()
+        self.estimate = ReceiverEstimate()
+        self.send_rate = RateMeter()
+        self.allocation: dict[str, int | None] = {}  # sender id -> layer SSRC (None: off)
+        self.bwe_suspended: set[str] = set()  # senders whose video does not fit the estimate
+        self.padding_bps = 0.0
+        self.padding_credit = 0.0  # bytes of padding owed
         self.sharing = False  # the client says its screen share is on
         self.max_height_wanted: int | None = None  # last `sender-constraints` sent
         self.constraints = ReceiverConstraints()
         # senders whose camera video this endpoint receives (see Conference.update_video_selection)
         self.videos: set[str] = set()
+        self.wanted_videos: list[str] = []  # by last-N and constraints, in priority order
 
         # Receive slots: (audio, video) stream pairs, and who occupies each.
         self.slots: list[tuple[SlotStream, SlotStream]] = []
@@ -193,6 +214,14 @@ class Endpoint:
                 self.stream_by_ssrc[stream.ssrc] = stream
         if self.screen_slot is not None:
             self.stream_by_ssrc[self.screen_slot.ssrc] = self.screen_slot
+        # the receiver's abs-send-time id: stamped on every video packet as it leaves
+        video_slots = [pair[1] for pair in self.slots]
+        if self.screen_slot is not None:
+            video_slots.append(self.screen_slot)
+        self.abs_send_time_id = next(
+            (v.receiver_extmap[EXT_ABS_SEND_TIME] for v in video_slots
+             if EXT_ABS_SEND_TIME in v.receiver_extmap), None
+        )
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
@@ -282,14 +311,44 @@ class Endpoint:
 
     # -- sending to this endpoint ----------------------------------------------------------
 
+    def _stamped(self, packet: bytes, now: float) -> bytes:
+        """The packet with the bridge's send time in abs-send-time, which the receiver's
+        estimator reads (bridge/bwe.py)."""
+        if self.abs_send_time_id is None:
+            return packet
+        buf = bytearray(packet)
+        if set_extension_value(buf, self.abs_send_time_id, abs_send_time(now)):
+            return bytes(buf)
+        return packet
+
     def send_rtp(self, packet: bytes, stream: SlotStream, seq: int, now: float) -> None:
         if self.srtp is None or self.addr is None:
             return
+        packet = self._stamped(packet, now)
         data = self.srtp.protect_rtp(packet)
         stream.history.add(seq, packet, now)  # plaintext: retransmissions are protected anew
         self.stats.rtp_out += 1
         self.stats.bytes_out += len(data)
+        self.send_rate.add(len(data))
         self._transmit(data, self.addr)
+
+    def send_padding(self, stream: SlotStream, budget: int, now: float) -> int:
+        """Probe: resend the newest packets of ``stream`` on its RTX stream (RFC 4588 §4),
+        up to ``budget`` bytes; the receiver drops the duplicates but its estimator counts
+        them. Returns the bytes sent."""
+        if self.srtp is None or self.addr is None or stream.rtx_ssrc is None:
+            return 0
+        sent = 0
+        for plain in stream.history.newest(8, now):
+            if sent >= budget:
+                break
+            data = self.srtp.protect_rtp(self._stamped(stream.rtx_packet(plain), now))
+            sent += len(data)
+            self.stats.padding_sent += 1
+            self.stats.bytes_out += len(data)
+            self.send_rate.add(len(data))
+            self._transmit(data, self.addr)
+        return sent
 
     def send_rtcp(self, packets: list[RtcpPacket]) -> None:
         if self.srtp is None or self.addr is None or not packets:
@@ -312,10 +371,11 @@ class Endpoint:
             self.stats.retransmissions += 1
             if stream.rtx_ssrc is not None:
                 self.stats.rtx_sent += 1
-                data = self.srtp.protect_rtp(stream.rtx_packet(plain))
-            else:
-                data = self.srtp.protect_rtp(plain)  # same index again: allow_repeat_tx
+                data = self.srtp.protect_rtp(self._stamped(stream.rtx_packet(plain), now))
+            else:  # same index again (allow_repeat_tx), so the same bytes: no new stamp
+                data = self.srtp.protect_rtp(plain)
             self.stats.bytes_out += len(data)
+            self.send_rate.add(len(data))
             self._transmit(data, self.addr)
 
     # -- bridge channel ---------------------------------------------------------------------

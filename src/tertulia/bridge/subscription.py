@@ -18,7 +18,10 @@ from tertulia.bridge.rtp.history import PacketHistory
 from tertulia.bridge.rtp.packet import payload_offset, rewrite_header
 from tertulia.bridge.rtp.seqnum import seq_diff
 from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor, rewrite_picture_ids
-from tertulia.protocol.sdp import EXT_MID
+from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
+
+# Filled in with the bridge's own send time as the packet leaves (Endpoint._stamped).
+_SEND_TIME_PLACEHOLDER = bytes(3)
 
 
 @dataclass(slots=True)
@@ -28,22 +31,28 @@ class ExtensionMap:
     by_sender_id: dict[int, int]
     mid_id: int | None
     mid_value: bytes
+    send_time_id: int | None = None
 
     @classmethod
     def between(
         cls, sender: dict[str, int], receiver: dict[str, int], mid_value: str
     ) -> ExtensionMap:
+        # mid and abs-send-time are the bridge's own: the sender's values are not forwarded
         mapping = {
             sid: receiver[uri]
             for uri, sid in sender.items()
-            if uri in receiver and uri != EXT_MID
+            if uri in receiver and uri not in (EXT_MID, EXT_ABS_SEND_TIME)
         }
-        return cls(mapping, receiver.get(EXT_MID), mid_value.encode())
+        return cls(
+            mapping, receiver.get(EXT_MID), mid_value.encode(), receiver.get(EXT_ABS_SEND_TIME)
+        )
 
     def translate(self, elements: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
         out = [(self.by_sender_id[i], v) for i, v in elements if i in self.by_sender_id]
         if self.mid_id is not None:
             out.append((self.mid_id, self.mid_value))
+        if self.send_time_id is not None:
+            out.append((self.send_time_id, _SEND_TIME_PLACEHOLDER))
         return out
 
 

@@ -48,15 +48,22 @@ EXT_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 EXT_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 EXT_RID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 EXT_RRID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+EXT_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 # Header extensions we accept (RFC 8285 §7: the answer may only list offered ones and keeps the
-# offered ids). transport-cc, rtx, red, ulpfec and goog-remb are deliberately not accepted yet.
+# offered ids). What clients send carries transport-wide sequence numbers, which the bridge
+# reports back (bridge/bwe.py); what the bridge sends carries abs-send-time for the receiver's
+# estimate (REMB). red and ulpfec are not accepted.
 _SEND_EXTS = {
-    "audio": (EXT_AUDIO_LEVEL, EXT_MID),
-    "video": (EXT_ABS_SEND_TIME, EXT_MID, EXT_RID, EXT_RRID),
+    "audio": (EXT_AUDIO_LEVEL, EXT_MID, EXT_TWCC),
+    "video": (EXT_ABS_SEND_TIME, EXT_MID, EXT_RID, EXT_RRID, EXT_TWCC),
 }
 _SLOT_EXTS = {"audio": (EXT_AUDIO_LEVEL, EXT_MID), "video": (EXT_ABS_SEND_TIME, EXT_MID)}
 _VIDEO_FB = ("nack", "nack pli", "ccm fir")  # RFC 4585 §4.2, RFC 5104 §7.1
+# What the bridge sends (slots) also takes receiver estimates (draft-alvestrand-rmcat-remb-03):
+# see bridge/bwe.py for why REMB rather than transport-wide feedback on that leg.
+_SLOT_VIDEO_FB = (*_VIDEO_FB, "goog-remb")
+_SEND_FB = {"audio": ("transport-cc",), "video": (*_VIDEO_FB, "transport-cc")}
 _WANTED = {"audio": (OPUS, 48000), "video": (VP8, 90000)}  # RFC 7587 §7, RFC 7741 §6.1
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _SENDING = ("sendonly", "sendrecv")
@@ -113,7 +120,7 @@ class NegotiatedMedia:
     clock_rate: int
     channels: int | None
     fmtp: str | None
-    rtcp_fb: tuple[str, ...]  # accepted feedback: video "nack", "nack pli", "ccm fir"; audio none
+    rtcp_fb: tuple[str, ...]  # accepted feedback (nack, pli, fir, transport-cc, goog-remb)
     extmaps: dict[str, int] = field(hash=False)  # accepted uri -> the client's id
     ssrcs: tuple[int, ...]  # the client's media SSRCs (RTX ones left out: RTX is not accepted)
     rids: tuple[str, ...]  # the client's simulcast rids, lowest resolution first (RFC 8853)
@@ -322,8 +329,8 @@ def _problem(m: MediaSection, bundle: tuple[str, ...]) -> str | None:
     return None
 
 
-def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False
-            ) -> NegotiatedMedia | str:
+def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False,
+            slot: bool = False) -> NegotiatedMedia | str:
     """The negotiated parameters of one m-line, or why its codec is missing. With ``rtx``,
     the RTX payload type bound to the codec (``apt``, RFC 4588 §8.6) is accepted too."""
     name, rate = _WANTED[m.kind]
@@ -335,7 +342,8 @@ def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False
         apt = f"apt={codec.payload_type}"
         rtx_pt = next((c.payload_type for c in m.codecs if c.name.lower() == "rtx"
                        and (c.fmtp or "").replace(" ", "") == apt), None)
-    feedback = _VIDEO_FB if m.kind == "video" else ()
+    slot_fb = _SLOT_VIDEO_FB if m.kind == "video" else ()
+    feedback = slot_fb if slot else _SEND_FB[m.kind]
     rtx_ssrcs = {ssrc for _, ssrc in m.fid_groups}
     return NegotiatedMedia(
         mid=m.mid,
@@ -391,7 +399,7 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
         elif why is None and m.direction == "recvonly":
             if m.kind == "video":
                 if screen_slot is None:
-                    result = _accept(m, _SLOT_EXTS["video"], rtx=True)
+                    result = _accept(m, _SLOT_EXTS["video"], rtx=True, slot=True)
                     if isinstance(result, NegotiatedMedia):
                         screen_slot = result
                         i += 1
@@ -406,8 +414,8 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
             ):
                 why = "recvonly audio not followed by a usable recvonly video m-line"
             else:
-                audio = _accept(m, _SLOT_EXTS["audio"])
-                video = _accept(nxt, _SLOT_EXTS["video"], rtx=True)
+                audio = _accept(m, _SLOT_EXTS["audio"], slot=True)
+                video = _accept(nxt, _SLOT_EXTS["video"], rtx=True, slot=True)
                 if len(slots) >= max_slots:
                     why = f"more than {max_slots} receive slots"
                 elif isinstance(audio, NegotiatedMedia) and isinstance(video, NegotiatedMedia):

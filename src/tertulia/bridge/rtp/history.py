@@ -42,5 +42,16 @@ class PacketHistory:
             return None
         return entry[1]
 
+    def newest(self, count: int, now: float) -> list[bytes]:
+        """Up to ``count`` of the most recently added packets still in the history, newest
+        first (bounded by ``count``)."""
+        out: list[bytes] = []
+        limit = now - self.max_age
+        for stamp, data in reversed(self._entries.values()):
+            if len(out) >= count or stamp < limit:
+                break
+            out.append(data)
+        return out
+
     def clear(self) -> None:
         self._entries.clear()

@@ -66,7 +66,7 @@ def header_fields(data: bytes) -> tuple[bool, int, int, int, int]:
     return bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc
 
 
-def extension_span(data: bytes) -> tuple[int, int, int] | None:
+def extension_span(data: bytes | bytearray) -> tuple[int, int, int] | None:
     """Locate the header-extension block (RFC 3550 §5.3.1).
 
     Returns ``(start, end, profile)`` where ``data[start:end]`` is the whole block *including*
@@ -350,3 +350,53 @@ class RtpPacket:
             if eid == ext_id:
                 return value
         return None
+
+
+def set_extension_value(data: bytearray, ext_id: int, value: bytes) -> bool:
+    """Overwrite, in place, the value of extension element ``ext_id`` when it has exactly
+    ``len(value)`` bytes (RFC 8285 §4.2 one-byte and §4.3 two-byte forms). Returns whether
+    it was found; the packet is unchanged otherwise. Used to stamp send times at the last
+    moment without rebuilding the header."""
+    span = extension_span(data)
+    if span is None:
+        return False
+    start, end, profile = span
+    i = start + 4
+    size = len(value)
+    if profile == ONE_BYTE_PROFILE:
+        while i < end:
+            b = data[i]
+            eid = b >> 4
+            if eid == 0:
+                i += 1
+                continue
+            if eid == 15:
+                return False
+            length = (b & 0x0F) + 1
+            if eid == ext_id:
+                if length != size or i + 1 + length > end:
+                    return False
+                data[i + 1 : i + 1 + length] = value
+                return True
+            i += 1 + length
+    elif profile & 0xFFF0 == TWO_BYTE_PROFILE:
+        while i + 1 < end:
+            eid = data[i]
+            if eid == 0:
+                i += 1
+                continue
+            length = data[i + 1]
+            if eid == ext_id:
+                if length != size or i + 2 + length > end:
+                    return False
+                data[i + 2 : i + 2 + length] = value
+                return True
+            i += 2 + length
+    return False
+
+
+def abs_send_time(now: float) -> bytes:
+    """The abs-send-time header extension value: 24-bit 6.18 fixed-point seconds, wrapping
+    every 64 s (webrtc.org "abs-send-time" experiment). Receivers only use differences, so
+    any steady clock will do."""
+    return (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
