@@ -7,7 +7,9 @@ receiver's bandwidth estimate:
 
 1. every source, in order, gets its lowest layer while the budget allows; a source that does not
    fit is suspended (the receiver shows its avatar), and so is everything after it: a lower
-   priority source never displaces a higher one;
+   priority source never displaces a higher one. The first source always keeps its lowest
+   layer: a receiver that gets no video at all sends no new estimate, so it could never
+   climb back;
 2. on-stage sources are raised as high as they allow and the budget covers;
 3. the others are raised one layer at a time, in priority order, round after round, until no
    raise fits.
@@ -63,7 +65,7 @@ def allocate(sources: Sequence[Source], budget: float | None) -> dict[str, int |
         if blocked:
             continue
         cost = layers[0].bps
-        if spent + cost > budget:
+        if spent + cost > budget and level:
             blocked = True  # lower priorities do not take the place of this one
             continue
         level[source.sender_id] = 0

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from tertulia.bridge.bridge import Bridge
 from tertulia.bridge.channel import BRIDGE_KEY, channel_handler
+from tertulia.bridge.stats import endpoint_bandwidth
 
 
 async def health(request: web.Request) -> web.Response:
@@ -20,8 +21,21 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(bridge.stats())
 
 
+async def endpoints(request: web.Request) -> web.Response:
+    """Per-endpoint bandwidth, for operators on the machine itself: it lists participants,
+    so it is not served to other addresses."""
+    remote = request.remote or ""
+    if not (remote.startswith("127.") or remote == "::1"):
+        return web.json_response(
+            {"error": "forbidden", "message": "only served to the local machine"}, status=403
+        )
+    bridge: Bridge = request.app[BRIDGE_KEY]
+    return web.json_response({"endpoints": endpoint_bandwidth(bridge, bridge.clock())})
+
+
 def add_routes(app: web.Application, bridge: Bridge) -> None:
     app[BRIDGE_KEY] = bridge
     app.router.add_get("/bridge/ws/{conference}/{endpoint}", channel_handler)
     app.router.add_get("/about/bridge/stats", stats)
+    app.router.add_get("/about/bridge/endpoints", endpoints)
     app.router.add_get("/about/bridge/health", health)

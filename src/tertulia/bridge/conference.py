@@ -222,12 +222,17 @@ class Conference:
     def on_rtp(self, sender: Endpoint, plain: bytes, now: float) -> None:
         _marker, pt, seq, ts, ssrc = header_fields(plain)
         extensions = parse_extensions(plain)
+        twcc_id = sender.twcc_ext_id
+        if twcc_id is not None:  # every packet, probes and retransmissions included
+            for ext_id, value in extensions:
+                if ext_id == twcc_id and len(value) == 2:  # draft-holmer-01 §2
+                    sender.twcc.on_packet(int.from_bytes(value, "big"), now)
+                    break
         media = sender.media_by_ssrc.get(ssrc) or sender.identify(ssrc, pt, extensions)
         if media is None or media.payload_type != pt:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
         media.last_packet = now
-        twcc_id = sender.twcc_ext_id
         if media.kind == "video":
             meter = media.rate.get(ssrc)
             if meter is None:
@@ -237,11 +242,11 @@ class Conference:
             sender.stats.drop("blocked-by-moderator")
             return
         level_id = media.audio_level_id
-        for ext_id, value in extensions:
-            if ext_id == twcc_id and len(value) == 2:  # draft-holmer-01 §2
-                sender.twcc.on_packet(int.from_bytes(value, "big"), now)
-            elif ext_id == level_id and value:
-                self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
+        if level_id is not None:
+            for ext_id, value in extensions:
+                if ext_id == level_id and value:
+                    self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
+                    break
         payload = plain[payload_offset(plain) :]
         if media.layered:
             media.last_seen[ssrc] = now
@@ -308,7 +313,9 @@ class Conference:
                 continue
             wanted = 0
             for receiver in self.endpoints.values():
-                if receiver is sender or sender.id not in receiver.videos:
+                # what receivers want by their constraints and last-N; not what their link
+                # carries now, or probing could never bring a suspended layer back
+                if receiver is sender or sender.id not in receiver.wanted_videos:
                     continue
                 limit = receiver.constraints.max_height(sender.id)
                 wanted = -1 if limit < 0 or wanted < 0 else max(wanted, limit)

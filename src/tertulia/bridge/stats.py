@@ -118,3 +118,31 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "media_port": bridge.settings.media_port,
         "counters": dict(counters),
     }
+
+
+def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
+    """Per endpoint: its downlink estimate, what the bridge sends it, probing, and which
+    layer (by height) it gets of each sender's camera (None: suspended to fit)."""
+    out: list[dict[str, Any]] = []
+    for conference in bridge.conferences.values():
+        for endpoint in conference.endpoints.values():
+            estimate = endpoint.estimate.value(now)
+            layers: dict[str, int | None] = {}
+            for sender_id, ssrc in endpoint.allocation.items():
+                sender = conference.endpoints.get(sender_id)
+                video = sender.sending.get("video") if sender else None
+                layers[sender_id] = (
+                    video.layer_height.get(ssrc) if video is not None and ssrc else None
+                )
+            out.append({
+                "endpoint": endpoint.id,
+                "estimate_bps": round(estimate) if estimate is not None else None,
+                "send_bps": round(endpoint.send_rate.bps),
+                "padding_bps": round(endpoint.padding_bps),
+                "loss": round(endpoint.estimate.last_loss, 4),
+                "remb_received": endpoint.stats.remb_received,
+                "transport_feedback_sent": endpoint.stats.twcc_sent,
+                "padding_packets": endpoint.stats.padding_sent,
+                "layers": layers,
+            })
+    return out

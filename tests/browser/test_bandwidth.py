@@ -1,0 +1,282 @@
+"""Throttled link, real Chromium: a receiver behind a slow link gets the low layer, cleanly,
+and the high one again when the limit goes; the others in the room are unaffected.
+
+The throttled receiver's Chromium runs in a network namespace made by the test, joined to ours
+by a veth pair whose far end is shaped with `tc tbf`. Set TERTULIA_BANDWIDTH_TIMELINE=FILE to
+keep the per-second timeline (bench/bandwidth_report.py turns it into a table and a plot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.browser.conftest import CHROMIUM, FLAGS
+from tests.browser.test_meeting import room_url
+from tests.server import running_server
+
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.environ.get("TERTULIA_BANDWIDTH_TEST"),
+        reason="opt-in (TERTULIA_BANDWIDTH_TEST=1) until it passes reliably on two cores: "
+        "the sender's own uplink estimate still falls under CPU contention (docs/operations.md)",
+    ),
+]
+
+# RFC 5737 documentation range: us, the router's two sides, the throttled receiver
+HOST_IP, ROUTER_UP, ROUTER_DOWN, PEER_IP = (
+    "198.51.100.1", "198.51.100.2", "198.51.100.5", "198.51.100.6")
+PEER_NET = "198.51.100.4/30"
+LIMIT = "300kbit"
+
+# What a receiver gets of one sender's camera: resolution, frames, loss, bytes.
+INBOUND_JS = """async (pid) => {
+  const t = window.tertulia, i = t.slots.indexOf(pid);
+  if (i < 0) return null;
+  const mid = t.slotTransceivers(i).video.mid;
+  let out = null;
+  (await t.pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' && s.mid === mid)
+      out = {width: s.frameWidth || 0, frames: s.framesDecoded || 0,
+             received: s.packetsReceived || 0, lost: s.packetsLost || 0,
+             bytes: s.bytesReceived || 0};
+  });
+  return out;
+}"""
+
+
+# What the sender sends: per rid, and what its estimator allows.
+OUTBOUND_JS = """async () => {
+  const out = {layers: {}, available: null};
+  (await window.tertulia.pc.getStats()).forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid)
+      out.layers[s.rid] = {height: s.frameHeight || 0, bytes: s.bytesSent || 0,
+                           limited: s.qualityLimitationReason, active: s.active};
+    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate)
+      out.available = s.availableOutgoingBitrate;
+  });
+  return out;
+}"""
+
+
+def _run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, timeout=10)
+
+
+@contextmanager
+def peer_namespace() -> Iterator[tuple[str, str]]:
+    """A receiver namespace (PEER_IP) behind a router namespace, linked to ours (HOST_IP);
+    yields (receiver netns, router device towards it). The limit sits in the router, as on a
+    real path: shaping our own interface would back up the bridge's socket instead."""
+    tag = str(os.getpid() % 100000)
+    router, peer = f"tbr{tag}", f"tbw{tag}"
+    host_dev, up_dev, down_dev, peer_dev = (f"tb{x}{tag}" for x in ("h", "u", "d", "p"))
+    for ns in (router, peer):
+        _run("ip", "netns", "add", ns)
+    try:
+        _run("ip", "link", "add", host_dev, "type", "veth", "peer", "name", up_dev)
+        _run("ip", "link", "set", up_dev, "netns", router)
+        _run("ip", "netns", "exec", router, "ip", "link", "add", down_dev, "type", "veth",
+             "peer", "name", peer_dev)
+        _run("ip", "netns", "exec", router, "ip", "link", "set", peer_dev, "netns", peer)
+        _run("ip", "addr", "add", f"{HOST_IP}/30", "dev", host_dev)
+        _run("ip", "link", "set", host_dev, "up")
+        _run("ip", "route", "add", f"{PEER_NET}", "via", ROUTER_UP)
+        r = ("ip", "netns", "exec", router)
+        _run(*r, "ip", "addr", "add", f"{ROUTER_UP}/30", "dev", up_dev)
+        _run(*r, "ip", "addr", "add", f"{ROUTER_DOWN}/30", "dev", down_dev)
+        for dev in (up_dev, down_dev, "lo"):
+            _run(*r, "ip", "link", "set", dev, "up")
+        _run(*r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        q = ("ip", "netns", "exec", peer)
+        _run(*q, "ip", "addr", "add", f"{PEER_IP}/30", "dev", peer_dev)
+        for dev in (peer_dev, "lo"):
+            _run(*q, "ip", "link", "set", dev, "up")
+        _run(*q, "ip", "route", "add", "default", "via", ROUTER_DOWN)
+        yield peer, down_dev
+    finally:
+        subprocess.run(["ip", "link", "del", host_dev], capture_output=True, timeout=10)
+        for ns in (peer, router):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+
+
+def throttle(dev: str, rate: str | None) -> None:
+    """Shape what the router forwards to the receiver (a token bucket, ~200 ms of queue)."""
+    router = "tbr" + dev[3:]
+    r = ("ip", "netns", "exec", router)
+    subprocess.run([*r, "tc", "qdisc", "del", "dev", dev, "root"], capture_output=True,
+                   timeout=10)
+    if rate is not None:
+        _run(*r, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
+             "burst", "6kb", "latency", "200ms")
+
+
+@asynccontextmanager
+async def browser_in(ns: str, origin: str) -> AsyncIterator[Browser]:
+    """Chromium started inside ``ns`` (Playwright talks to it over inherited pipes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wrapper = os.path.join(tmp, "chromium-in-netns")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nexec ip netns exec {ns} {CHROMIUM} "$@"\n')
+        os.chmod(wrapper, stat.S_IRWXU)
+        flags = [*FLAGS, f"--unsafely-treat-insecure-origin-as-secure={origin}"]
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=wrapper, args=flags)
+            try:
+                yield browser
+            finally:
+                await browser.close()
+
+
+async def join(browser: Browser, base: str, name: str) -> Page:
+    context = await browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = await context.new_page()
+    await page.goto(room_url(base, "throttled-room", name))
+    await page.wait_for_function("() => window.tertulia && window.tertulia.me", timeout=60_000)
+    return page
+
+
+class Timeline:
+    """Samples both receivers' view of the sender every `period` seconds."""
+
+    def __init__(self, pages: dict[str, Page], sender: str, bridge: Any,
+                 sender_page: Page) -> None:
+        self.pages, self.sender, self.bridge = pages, sender, bridge
+        self.sender_page = sender_page
+        self.rows: list[dict[str, Any]] = []
+        self.phase = "open"
+        self.result: dict[str, Any] = {}
+        self.start = time.monotonic()
+
+    async def sample(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"t": round(time.monotonic() - self.start, 2), "phase": self.phase}
+        row["uplink"] = await self.sender_page.evaluate(OUTBOUND_JS)
+        for name, page in self.pages.items():
+            row[name] = await page.evaluate(INBOUND_JS, self.sender)
+        conference = next(iter(self.bridge.conferences.values()), None)
+        sending = conference.endpoints.get(self.sender) if conference else None
+        video = sending.sending.get("video") if sending else None
+        if video is not None:  # what the sender sends: layer height -> kbit/s
+            row["sent"] = {
+                str(video.layer_height.get(ssrc, 0)): round(meter.bps / 1000)
+                for ssrc, meter in video.rate.items() if ssrc in video.layers(time.monotonic())
+            }
+        if conference is not None:
+            for name, page in self.pages.items():
+                pid = await page.evaluate("() => window.tertulia.me")
+                endpoint = conference.endpoints.get(pid)
+                if endpoint is not None and row[name] is not None:
+                    estimate = endpoint.estimate.value(time.monotonic())
+                    row[name]["estimate"] = round(estimate) if estimate else None
+                    row[name]["padding"] = round(endpoint.padding_bps)
+        self.rows.append(row)
+        return row
+
+    async def run_until(self, check: Any, timeout: float, period: float = 0.25
+                        ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        row: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            row = await self.sample()
+            if check(row):
+                return row
+            await asyncio.sleep(period)
+        raise AssertionError(f"not reached within {timeout}s: {row}")
+
+    async def watch(self, seconds: float, period: float = 0.25) -> list[dict[str, Any]]:
+        rows = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            rows.append(await self.sample())
+            await asyncio.sleep(period)
+        return rows
+
+
+def longest_stall(rows: list[dict[str, Any]], name: str) -> float:
+    """Longest time (s) in which `name` decoded no new frame of the sender."""
+    longest, last_t, last_frames = 0.0, None, None
+    for row in rows:
+        view = row.get(name) or {}
+        frames = view.get("frames")
+        if frames is None:
+            continue
+        if last_frames is None or frames > last_frames:
+            last_t, last_frames = row["t"], frames
+        elif last_t is not None:
+            longest = max(longest, row["t"] - last_t)
+    return longest
+
+
+def loss(rows: list[dict[str, Any]], name: str) -> float:
+    first, last = rows[0][name], rows[-1][name]
+    received = last["received"] - first["received"]
+    lost = last["lost"] - first["lost"]
+    return lost / max(1, received + lost)
+
+
+async def test_throttled_receiver_gets_the_low_layer_and_recovers(browser: Browser) -> None:
+    with peer_namespace() as (ns, dev):
+        async with running_server(host="0.0.0.0", public_ip=HOST_IP) as server:
+            port = server.settings.port
+            local = f"http://127.0.0.1:{port}"
+            remote = f"http://{HOST_IP}:{port}"
+            async with browser_in(ns, remote) as far_browser:
+                sender = await join(browser, local, "Ana")
+                steady = await join(browser, local, "Bo")
+                slow = await join(far_browser, remote, "Cy")
+                ana = await sender.evaluate("() => window.tertulia.me")
+                timeline = Timeline({"steady": steady, "slow": slow}, ana, server.bridge, sender)
+                try:
+                    await scenario(timeline, dev)
+                finally:
+                    out = os.environ.get("TERTULIA_BANDWIDTH_TIMELINE")
+                    if out:
+                        with open(out, "w") as f:
+                            json.dump(
+                                {"limit": LIMIT, **timeline.result, "rows": timeline.rows}, f
+                            )
+
+
+async def scenario(timeline: Timeline, dev: str) -> None:
+
+    def width(name: str, row: dict[str, Any]) -> int:
+        return int((row.get(name) or {}).get("width", 0))
+
+    # Unthrottled: both get a layer above the lowest (160 px wide).
+    row = await timeline.run_until(
+        lambda r: width("slow", r) > 160 and width("steady", r) > 160, 40)
+    baseline = width("slow", row)
+
+    timeline.phase = "limited"
+    throttle(dev, LIMIT)
+    await timeline.run_until(lambda r: width("slow", r) == 160, 30)
+    await timeline.watch(3)  # the switch settles
+    limited = await timeline.watch(15)
+    assert all(width("slow", r) == 160 for r in limited), "left the low layer"
+    assert loss(limited, "slow") < 0.02, f"loss {loss(limited, 'slow'):.3f}"
+    assert longest_stall(limited, "slow") < 1.0
+    # The receiver on a good link kept its layer the whole time.
+    assert all(width("steady", r) >= baseline for r in limited)
+    assert longest_stall(limited, "steady") < 1.0
+
+    timeline.phase = "lifted"
+    throttle(dev, None)
+    lifted_at = time.monotonic()
+    await timeline.run_until(lambda r: width("slow", r) >= baseline, 15)
+    recovery = time.monotonic() - lifted_at
+    print(f"back to {baseline} px wide {recovery:.1f} s after the limit went")
+    await timeline.watch(3)
+    timeline.result = {"baseline_width": baseline, "recovery_s": round(recovery, 1)}

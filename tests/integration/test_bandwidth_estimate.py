@@ -1,0 +1,48 @@
+"""Receivers' estimates reach the bridge and steer what it forwards (bridge/bwe.py)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from tests.peers import Peer, allow_loopback_candidates, wait_until
+from tests.server import running_server
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def test_receiver_estimates_are_read_exposed_and_obeyed() -> None:
+    allow_loopback_candidates()
+    async with running_server() as server:
+        sender = Peer("sender", server.ws, "estimates", shade=200)
+        receiver = Peer("receiver", server.ws, "estimates", shade=40)
+        try:
+            await sender.join()
+            await receiver.join()
+            bridge = server.bridge
+            conference = bridge.conferences[next(iter(bridge.conferences))]
+            endpoint = conference.endpoints[receiver.id]
+            # aiortc estimates from the bridge's abs-send-time stamps and sends REMB.
+            assert await wait_until(
+                lambda: endpoint.stats.remb_received > 0
+                and endpoint.estimate.value(bridge.clock()) is not None,
+                timeout=30,
+            ), endpoint.stats
+            url = f"http://127.0.0.1:{server.settings.port}/about/bridge/endpoints"
+            async with aiohttp.ClientSession() as http, http.get(url) as resp:
+                listed = {e["endpoint"]: e for e in (await resp.json())["endpoints"]}
+            assert listed[receiver.id]["estimate_bps"] > 0
+            assert listed[receiver.id]["remb_received"] > 0
+            assert sender.id in listed[receiver.id]["layers"]
+            # The sender's one camera stream is its lowest layer: it is never suspended, even
+            # when the receiver reports less than it needs (else no estimate could ever rise).
+            endpoint.estimate.on_remb(1_000, bridge.clock())
+            conference.refresh_layers(bridge.clock())
+            assert endpoint.allocation.get(sender.id) is not None
+            assert sender.id in endpoint.videos
+            # While the estimate holds layers back the bridge probes; here nothing is held
+            # back (one layer), so it does not pad.
+            assert endpoint.padding_bps == 0
+        finally:
+            await sender.close()
+            await receiver.close()
