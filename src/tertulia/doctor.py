@@ -6,6 +6,7 @@ the ones that look at the machine take their inputs as arguments so they can be 
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import resource
 import socket
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tertulia import tls
 from tertulia.config import Settings
 
 RECOMMENDED_NOFILE = 65536
@@ -132,6 +134,46 @@ def check_tokens(settings: Settings) -> Check:
     return Check("room tokens", "pass", f"enabled; guests without a token {guests}")
 
 
+def check_certificate(cert_pem: bytes, key_pem: bytes, domain: str, now: dt.datetime) -> Check:
+    """Validity period, key pair and name of the certificate `serve` will present."""
+    failures, warnings, info = tls.problems(cert_pem, key_pem, domain, now)
+    if failures:
+        return Check("TLS certificate", "fail", "; ".join(failures),
+                     "install a valid certificate and key for the domain (e.g. from Let's "
+                     "Encrypt: certbot certonly --standalone -d DOMAIN) and pass --cert/--key")
+    assert info is not None
+    covered = ", ".join(info.subject_names + info.subject_addresses)
+    detail = f"valid until {info.not_after:%Y-%m-%d}, covers {covered}"
+    if warnings:
+        return Check("TLS certificate", "warn", f"{detail}; " + "; ".join(warnings),
+                     "renew it before it expires; for internet use, a CA-signed certificate")
+    return Check("TLS certificate", "pass", detail)
+
+
+def check_tls(settings: Settings, now: dt.datetime) -> Check:
+    if not settings.tls:
+        return Check(
+            "TLS", "warn",
+            "serving plain HTTP: browsers allow camera and microphone only on localhost",
+            "pass --cert/--key (or --self-signed on a LAN), or put a TLS proxy in front",
+        )
+    if settings.self_signed:
+        directory = (Path(settings.self_signed_dir) if settings.self_signed_dir
+                     else tls.default_self_signed_dir())
+        cert, key = directory / tls.CERT_NAME, directory / tls.KEY_NAME
+        if not cert.exists():
+            return Check("TLS certificate", "pass",
+                         f"self-signed; serve will create one in {directory}")
+    else:
+        cert, key = Path(settings.tls_cert), Path(settings.tls_key)
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        return Check("TLS certificate", "fail", f"cannot read {exc.filename}: {exc.strerror}",
+                     "check the paths and that the service user may read them")
+    return check_certificate(cert_pem, key_pem, settings.domain, now)
+
+
 def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) -> list[Check]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     explicit = bool(settings.public_ip)
@@ -143,6 +185,7 @@ def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         check_udp_buffers(),
         check_clock(clock()),
         check_tokens(settings),
+        check_tls(settings, dt.datetime.fromtimestamp(clock(), dt.UTC)),
     ]
 
 
