@@ -6,6 +6,7 @@ the ones that look at the machine take their inputs as arguments so they can be 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import resource
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tertulia import tls
-from tertulia.config import Settings
+from tertulia.config import Settings, split_host_port
+from tertulia.stun_discovery import Mapping, StunError, discover
 
 RECOMMENDED_NOFILE = 65536
 RECOMMENDED_UDP_BUFFER = 8 * 1024 * 1024  # bytes; a busy bridge drops packets with less
@@ -174,14 +176,52 @@ def check_tls(settings: Settings, now: dt.datetime) -> Check:
     return check_certificate(cert_pem, key_pem, settings.domain, now)
 
 
+def check_stun(settings: Settings) -> tuple[Check, str | None]:
+    """(check, discovered address): what the STUN server sees of the media port."""
+    server = split_host_port(settings.stun_server, "stun_server")
+    bind = (settings.media_bind, settings.media_port)
+
+    async def ask() -> Mapping:
+        try:
+            return await discover(server, bind)
+        except StunError as exc:
+            if "cannot bind" not in str(exc):
+                raise
+            return await discover(server, (bind[0], 0))  # serve is running: any port tells the IP
+
+    try:
+        mapping = asyncio.run(ask())
+    except StunError as exc:
+        return Check("STUN discovery", "fail", str(exc),
+                     "check the STUN server address and that outgoing UDP to it is allowed, "
+                     "or set --public-ip"), None
+    detail = f"{settings.stun_server} sees the media port as {mapping.ip}:{mapping.port}"
+    if settings.public_ip and settings.public_ip != mapping.ip:
+        return Check("STUN discovery", "warn", f"{detail}, but --public-ip is {settings.public_ip}",
+                     "drop --public-ip to advertise the discovered address, or correct it"), None
+    if mapping.local_port == settings.media_port and not mapping.port_preserved:
+        return Check("STUN discovery", "warn", f"{detail}: the NAT changes the port",
+                     f"forward UDP {settings.media_port} to this machine's port "
+                     f"{settings.media_port}"), mapping.ip
+    return Check("STUN discovery", "pass", detail), mapping.ip
+
+
 def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) -> list[Check]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     explicit = bool(settings.public_ip)
+    advertised = settings.advertised_ip
+    stun: list[Check] = []
+    if settings.stun_server:
+        check, discovered = check_stun(settings)
+        stun.append(check)
+        if discovered and not settings.public_ip:
+            advertised, explicit = discovered, True
     return [
         check_nofile(soft, hard),
         check_port(socket.SOCK_STREAM, settings.host, settings.port, "HTTP port"),
         check_port(socket.SOCK_DGRAM, settings.media_bind, settings.media_port, "media UDP port"),
-        check_advertised(settings.host, settings.advertised_ip, explicit, local_addresses()),
+        *stun,
+        check_advertised(settings.host, advertised, explicit, local_addresses()),
         check_udp_buffers(),
         check_clock(clock()),
         check_tokens(settings),

@@ -10,7 +10,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
-from tertulia import tls
+from tertulia import tls, turn
 from tertulia.accept import Acceptor
 from tertulia.bridge import api as bridge_api
 from tertulia.bridge.bridge import Bridge, BridgeSettings
@@ -19,6 +19,7 @@ from tertulia.focus.focus import Focus, attach_local_bridge
 from tertulia.metrics import BridgeCollector, SignalCollector, add_metrics_route
 from tertulia.signal import app as signal_app
 from tertulia.signal.tokens import TokenVerifier
+from tertulia.stun_discovery import advertise_discovered
 from tertulia.tls import ServerTls, self_signed_instructions
 
 log = logging.getLogger("tertulia")
@@ -72,6 +73,7 @@ def build(
         tokens=TokenVerifier(settings.token_settings()),
     )
 
+    hub.ice_servers = turn.provider(settings)
     signal_metrics = SignalCollector(hub)
     app[SIGNAL_METRICS_KEY] = signal_metrics
     add_metrics_route(app, BridgeCollector(bridge), signal_metrics)
@@ -108,6 +110,7 @@ def public_url(settings: Settings) -> str:
 
 async def run(settings: Settings) -> None:
     raise_nofile_limit()
+    settings = await advertise_discovered(settings)  # --stun-server without --public-ip
     server_tls = tls.prepare(settings)  # TlsError (a ValueError) says what is wrong
     app, _bridge = build(settings, server_tls)
     runner = web.AppRunner(app, access_log=None)
