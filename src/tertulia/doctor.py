@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tertulia import tls
+from tertulia import tls, turn_probe
 from tertulia.config import Settings, split_host_port
 from tertulia.stun_discovery import Mapping, StunError, discover
 
@@ -206,6 +206,25 @@ def check_stun(settings: Settings) -> tuple[Check, str | None]:
     return Check("STUN discovery", "pass", detail), mapping.ip
 
 
+def check_turn(settings: Settings, now: float) -> list[Check]:
+    """Each turn:/turns: URL: reachable, and it accepts a credential made with turn_secret."""
+    checks = []
+    for url in settings.turn_urls:
+        if not url.startswith("turn"):
+            continue
+        try:
+            relayed = asyncio.run(
+                turn_probe.probe(url, settings.turn_secret, settings.turn_ttl, now)
+            )
+        except turn_probe.TurnProbeError as exc:
+            checks.append(Check(f"TURN {url}", "fail", str(exc),
+                                "check that the TURN server runs and is reachable from here, "
+                                "and that turn_secret equals its static-auth-secret"))
+            continue
+        checks.append(Check(f"TURN {url}", "pass", f"allocated and released relay {relayed}"))
+    return checks
+
+
 def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) -> list[Check]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     explicit = bool(settings.public_ip)
@@ -226,6 +245,7 @@ def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         check_clock(clock()),
         check_tokens(settings),
         check_tls(settings, dt.datetime.fromtimestamp(clock(), dt.UTC)),
+        *check_turn(settings, clock()),
     ]
 
 
