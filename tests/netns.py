@@ -49,12 +49,19 @@ def in_ns(ns: str | None, argv: Sequence[str]) -> list[str]:
 
 @contextmanager
 def coturn(
-    workdir: Path, listen: str, port: int, extra: Sequence[str], ns: str | None = None
+    workdir: Path,
+    listen: str,
+    port: int,
+    extra: Sequence[str],
+    ns: str | None = None,
+    config: bool = False,
 ) -> Iterator[Path]:
-    """coturn in the foreground on listen:port (UDP and TCP); yields its log file."""
+    """coturn in the foreground on listen:port (UDP and TCP; no TLS, no configuration file
+    unless `config`, when `extra` names one with -c); yields its log file."""
     log = workdir / "turnserver.log"
+    base = [] if config else ["-n", "--no-cli", "--no-tls", "--no-dtls"]
     argv = [
-        TURNSERVER, "-n", "--no-cli", "--no-tls", "--no-dtls", "--listening-ip", listen,
+        TURNSERVER, *base, "--listening-ip", listen,
         "--listening-port", str(port), "--log-file", str(log), "--simple-log",
         "--pidfile", str(workdir / "turnserver.pid"), "--db", str(workdir / "turndb"),
         *extra,

@@ -49,11 +49,19 @@ class TurnUrl:
         return cls(match["host"].strip("[]"), port, transport, tls)
 
 
-async def probe(url: str, secret: str, ttl: int, now: float, timeout: float = TIMEOUT) -> str:
-    """Allocate and release a relay on `url`; returns the relayed address as "ip:port"."""
+async def probe(
+    url: str,
+    secret: str,
+    ttl: int,
+    now: float,
+    timeout: float = TIMEOUT,
+    tls_context: ssl.SSLContext | None = None,
+) -> str:
+    """Allocate and release a relay on `url`; returns the relayed address as "ip:port".
+    turns: URLs verify the server's certificate (the system's CAs unless `tls_context`)."""
     target = TurnUrl.parse(url)
     name = username("tertulia-doctor", ttl, now)
-    context: ssl.SSLContext | None = ssl.create_default_context() if target.tls else None
+    context = (tls_context or ssl.create_default_context()) if target.tls else None
     try:
         transport, _protocol = await asyncio.wait_for(
             turn.create_turn_endpoint(
