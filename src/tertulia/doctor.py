@@ -225,6 +225,27 @@ def check_turn(settings: Settings, now: float) -> list[Check]:
     return checks
 
 
+def check_redis(url: str) -> Check:
+    """The cluster registry's Redis answers PING (redis-py, the client the registry uses)."""
+    try:
+        import redis
+    except ImportError:
+        return Check("Redis", "fail", "redis is set but the redis package is not installed",
+                     "pip install redis (in Tertulia's virtual environment)")
+    shown = url.split("@")[-1]  # never print a password from the URL
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+            version = client.info("server").get("redis_version", "?")
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return Check("Redis", "fail", f"{shown}: {exc}",
+                     "check the redis URL, that Redis runs and that this machine may reach it")
+    return Check("Redis", "pass", f"{shown} answers (Redis {version})")
+
+
 def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) -> list[Check]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     explicit = bool(settings.public_ip)
@@ -246,6 +267,8 @@ def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         check_tokens(settings),
         check_tls(settings, dt.datetime.fromtimestamp(clock(), dt.UTC)),
         *check_turn(settings, clock()),
+        # `redis` arrives with the cluster settings; until then the check is skipped.
+        *([check_redis(url)] if (url := getattr(settings, "redis", None)) else []),
     ]
 
 
