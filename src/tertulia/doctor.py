@@ -166,14 +166,16 @@ def check_tls(settings: Settings, now: dt.datetime) -> Check:
         if not cert.exists():
             return Check("TLS certificate", "pass",
                          f"self-signed; serve will create one in {directory}")
+        domain = ""  # serve makes a new self-signed certificate when a name is missing
     else:
+        domain = settings.domain
         cert, key = Path(settings.tls_cert), Path(settings.tls_key)
     try:
         cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
     except OSError as exc:
         return Check("TLS certificate", "fail", f"cannot read {exc.filename}: {exc.strerror}",
                      "check the paths and that the service user may read them")
-    return check_certificate(cert_pem, key_pem, settings.domain, now)
+    return check_certificate(cert_pem, key_pem, domain, now)
 
 
 def check_stun(settings: Settings) -> tuple[Check, str | None]:
