@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs: Debian's chromium (driven by Playwright;
-# never `playwright install`, which downloads its own browser) and iproute2 for network namespaces.
+# never `playwright install`, which downloads its own browser), iproute2 for network namespaces,
+# nftables for firewall/NAT rules inside test namespaces and coturn (STUN/TURN server) for the
+# address-discovery and TURN relay tests.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

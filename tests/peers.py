@@ -17,6 +17,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCBundlePolicy,
     RTCConfiguration,
+    RTCIceServer,
     RTCPeerConnection,
     RTCRtpTransceiver,
     RTCSessionDescription,
@@ -135,6 +136,7 @@ class Peer:
     sharing: list[str] = field(default_factory=list)
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _next_id: int = 0
+    use_ice_servers: bool = False  # use the welcome's iceServers (TURN) instead of none
 
     async def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         assert self.ws is not None
@@ -154,7 +156,12 @@ class Peer:
         self.present = {p["id"] for p in welcome["participants"]}
         self.slots = min(self.slots, welcome["slots"])
 
-        config = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        servers = [
+            RTCIceServer(urls=s["urls"], username=s.get("username"),
+                         credential=s.get("credential"))
+            for s in welcome.get("iceServers", [])
+        ] if self.use_ice_servers else []
+        config = RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         self.pc = RTCPeerConnection(config)
         mic = ToneTrack(self.frequency, self.loudness, bursts=self.talking)
         self.pc.addTransceiver(mic, direction="sendonly")

@@ -12,6 +12,7 @@ from aiohttp import web
 from tertulia.bridge.bridge import Bridge
 from tertulia.config import Settings, validate
 from tertulia.serve import build
+from tertulia.tls import prepare
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -29,11 +30,13 @@ class RunningServer:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.settings.port}"
+        scheme = "https" if self.settings.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.settings.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.settings.port}/ws"
+        scheme = "wss" if self.settings.tls else "ws"
+        return f"{scheme}://127.0.0.1:{self.settings.port}/ws"
 
 
 @asynccontextmanager
@@ -44,10 +47,12 @@ async def running_server(**overrides: object) -> AsyncIterator[RunningServer]:
             **overrides,  # type: ignore[arg-type]
         )
     )
-    app, bridge = build(settings)
+    server_tls = prepare(settings)
+    app, bridge = build(settings, server_tls)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port,
+                       ssl_context=server_tls.context if server_tls else None)
     await site.start()
     try:
         yield RunningServer(settings, bridge, app)

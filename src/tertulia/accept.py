@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import socket
+import ssl
 import time
 from contextlib import suppress
 
@@ -84,6 +85,7 @@ class Acceptor:
         self._last_warning = float("-inf")
         self._unreported = 0
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._ssl: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
@@ -91,8 +93,16 @@ class Acceptor:
         port: int = self.sockets[0].getsockname()[1]
         return port
 
-    async def start(self, runner: web.BaseRunner, host: str | None, port: int) -> None:
-        """Bind every address `host` resolves to ("" or None: all interfaces) and listen."""
+    async def start(
+        self,
+        runner: web.BaseRunner,
+        host: str | None,
+        port: int,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """Bind every address `host` resolves to ("" or None: all interfaces) and listen;
+        with `ssl_context`, every connection speaks TLS (HTTPS and WSS)."""
+        self._ssl = ssl_context
         server = runner.server
         if server is None:
             raise RuntimeError("call runner.setup() before starting the acceptor")
@@ -252,7 +262,8 @@ class Acceptor:
     async def _connect(self, conn: socket.socket) -> None:
         assert self._loop is not None and self._factory is not None
         try:
-            await self._loop.connect_accepted_socket(self._factory, conn)
+            # With TLS this also runs the handshake (asyncio's default 60 s timeout bounds it).
+            await self._loop.connect_accepted_socket(self._factory, conn, ssl=self._ssl)
         except BaseException as exc:
             # The transport detaches or closes the socket itself once it owns it, so this
             # closes the descriptor only if the transport never took it over.

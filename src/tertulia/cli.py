@@ -38,6 +38,16 @@ def _address_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
+    serve.add_argument("--domain", help="the name clients use (checked against the certificate)")
+    serve.add_argument("--cert", help="TLS certificate (PEM, full chain): serve HTTPS and WSS")
+    serve.add_argument("--key", help="TLS private key (PEM) of --cert")
+    serve.add_argument(
+        "--self-signed", action="store_const", const=True,
+        help="serve HTTPS with a cached self-signed certificate for this machine (LAN use)",
+    )
+    serve.add_argument(
+        "--stun-server", help="host:port of a STUN server that tells the public media address"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         "public_ip": args.public_ip,
         "slots": args.slots,
         "log_level": args.log_level,
+        "domain": args.domain,
+        "tls_cert": args.cert,
+        "tls_key": args.key,
+        "self_signed": args.self_signed,
+        "stun_server": args.stun_server,
     }
     try:
         settings = load(args.config, overrides=overrides)
@@ -63,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
     setup(settings.log_level)
     from tertulia.serve import run
+    from tertulia.tls import TlsError
 
     runner = asyncio.run
     try:
@@ -73,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         runner(run(settings))
-    except OSError as exc:
+    except (OSError, TlsError) as exc:
         print(f"tertulia: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

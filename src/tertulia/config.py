@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import tomllib
 from collections.abc import Mapping
@@ -60,6 +61,21 @@ class Settings:
     token_issuer: str = ""
     token_audience: str = ""
     allow_anonymous: bool = True
+    # TLS (docs/operations.md, "HTTPS"): a certificate and key, or a cached self-signed pair
+    domain: str = ""  # the name clients use; checked against the certificate
+    tls_cert: str = ""
+    tls_key: str = ""
+    self_signed: bool = False
+    self_signed_dir: str = ""  # default: $XDG_STATE_HOME/tertulia/tls
+    # advertised address discovery and TURN relays for clients behind strict firewalls
+    stun_server: str = ""  # host:port asked for the media socket's public mapping
+    turn_secret: str = ""  # coturn's static-auth-secret (TURN REST API credentials)
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl: int = 86400  # seconds a TURN credential stays valid
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert or self.self_signed)
 
     @property
     def advertised_ip(self) -> str:
@@ -111,6 +127,11 @@ def _coerce(name: str, value: Any) -> Any:
             return int(value)
         if kind in ("float", float):
             return float(value)
+        if kind == "tuple[str, ...]":
+            items = value.split(",") if isinstance(value, str) else list(value)
+            if not all(isinstance(item, str) for item in items):
+                raise ValueError(value)
+            return tuple(item.strip() for item in items if item.strip())
         if kind in ("bool", bool):
             if isinstance(value, bool):
                 return value
@@ -186,6 +207,8 @@ def validate(settings: Settings) -> Settings:
         TokenVerifier(settings.token_settings())
     except ValueError as exc:
         raise ConfigError(f"tokens: {exc}") from exc
+    _validate_tls(settings)
+    _validate_relays(settings)
     try:
         ipaddress.ip_address(settings.advertised_ip)
     except ValueError as exc:
@@ -193,6 +216,54 @@ def validate(settings: Settings) -> Settings:
             f"public_ip must be an IP address, got {settings.advertised_ip!r}"
         ) from exc
     return replace(settings, log_level=settings.log_level.lower())
+
+
+def _validate_tls(settings: Settings) -> None:
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ConfigError("tls_cert and tls_key go together (--cert and --key)")
+    if settings.self_signed and settings.tls_cert:
+        raise ConfigError("choose either self_signed or tls_cert/tls_key, not both")
+    for name in ("tls_cert", "tls_key"):
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{name} {path!r} not found")
+    if settings.domain and not _HOSTNAME.fullmatch(settings.domain):
+        try:
+            ipaddress.ip_address(settings.domain)
+        except ValueError as exc:
+            raise ConfigError(f"domain must be a DNS name, got {settings.domain!r}") from exc
+
+
+_HOSTNAME = re.compile(r"(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*"
+                       r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.?")
+_ICE_URL = re.compile(r"(stun|stuns|turn|turns):[^\s?]+(\?transport=(udp|tcp))?")
+
+
+def split_host_port(value: str, name: str) -> tuple[str, int]:
+    """"host:port" or "[v6]:port" -> (host, port); ConfigError otherwise."""
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} must be host:port, got {value!r}")
+    return host, int(port)
+
+
+def _validate_relays(settings: Settings) -> None:
+    if settings.stun_server:
+        split_host_port(settings.stun_server, "stun_server")
+    for url in settings.turn_urls:
+        if not _ICE_URL.fullmatch(url):
+            raise ConfigError(
+                f"turn_urls: {url!r} is not a STUN/TURN URL (RFC 7065), e.g. "
+                "turn:turn.example.org:3478?transport=tcp"
+            )
+    has_turn = any(url.startswith("turn") for url in settings.turn_urls)
+    if has_turn and not settings.turn_secret:
+        raise ConfigError("turn_urls lists TURN servers but turn_secret is not set")
+    if settings.turn_secret and not has_turn:
+        raise ConfigError("turn_secret is set but turn_urls lists no turn: or turns: URL")
+    if settings.turn_ttl <= 0:
+        raise ConfigError("turn_ttl must be positive")
 
 
 def load(

@@ -10,6 +10,7 @@ from contextlib import suppress
 
 from aiohttp import web
 
+from tertulia import tls, turn
 from tertulia.accept import Acceptor
 from tertulia.bridge import api as bridge_api
 from tertulia.bridge.bridge import Bridge, BridgeSettings
@@ -18,6 +19,8 @@ from tertulia.focus.focus import Focus, attach_local_bridge
 from tertulia.metrics import BridgeCollector, SignalCollector, add_metrics_route
 from tertulia.signal import app as signal_app
 from tertulia.signal.tokens import TokenVerifier
+from tertulia.stun_discovery import advertise_discovered
+from tertulia.tls import ServerTls, self_signed_instructions
 
 log = logging.getLogger("tertulia")
 
@@ -46,7 +49,9 @@ def raise_nofile_limit() -> int:
     return soft
 
 
-def build(settings: Settings) -> tuple[web.Application, Bridge]:
+def build(
+    settings: Settings, server_tls: ServerTls | None = None
+) -> tuple[web.Application, Bridge]:
     bridge = Bridge(
         BridgeSettings(
             media_host=settings.media_bind,
@@ -68,9 +73,11 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
         tokens=TokenVerifier(settings.token_settings()),
     )
 
+    hub.ice_servers = turn.provider(settings)
     signal_metrics = SignalCollector(hub)
     app[SIGNAL_METRICS_KEY] = signal_metrics
     add_metrics_route(app, BridgeCollector(bridge), signal_metrics)
+    tls.add_route(app, server_tls)
     signal_app.add_room_route(app)
 
     async def on_startup(_: web.Application) -> None:
@@ -84,17 +91,42 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
     return app, bridge
 
 
+def public_url(settings: Settings) -> str:
+    scheme = "https" if settings.tls else "http"
+    if settings.domain:
+        shown = settings.domain
+    elif settings.host in ("127.0.0.1", "::1"):
+        shown = "localhost"
+    elif settings.host in ("0.0.0.0", "::", ""):
+        # With TLS the name must be one the certificate covers: the advertised address is.
+        shown = settings.advertised_ip if settings.tls else "localhost"
+    else:
+        shown = settings.host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    default = 443 if settings.tls else 80
+    return f"{scheme}://{shown}{'' if settings.port == default else f':{settings.port}'}/"
+
+
 async def run(settings: Settings) -> None:
     raise_nofile_limit()
-    app, _bridge = build(settings)
+    settings = await advertise_discovered(settings)  # --stun-server without --public-ip
+    server_tls = tls.prepare(settings)  # TlsError (a ValueError) says what is wrong
+    app, _bridge = build(settings, server_tls)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
     acceptor = Acceptor()
-    await acceptor.start(runner, settings.host, settings.port)
+    await acceptor.start(
+        runner, settings.host, settings.port, server_tls.context if server_tls else None
+    )
     app[SIGNAL_METRICS_KEY].acceptor = acceptor
-    shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::1") else settings.host
-    print(f"Tertulia is running: open http://{shown}:{settings.port}/", flush=True)
+    url = public_url(settings)
+    print(f"Tertulia is running: open {url}", flush=True)
+    if server_tls is not None and server_tls.info.self_signed:
+        print(self_signed_instructions(url, server_tls.info.fingerprint), flush=True)
+        made = "new, " if server_tls.created else ""
+        print(f"  certificate ({made}cached): {server_tls.cert_file}", flush=True)
     print(
         f"  media: udp {settings.media_bind}:{settings.media_port}, "
         f"advertised as {settings.advertised_ip}",

@@ -62,6 +62,8 @@ class Hub:
     # joins, messages, rate_limited, auth_failures, knocks, resumes (for /metrics)
     counters: Counter[str] = field(default_factory=Counter)
     per_address: Counter[str] = field(default_factory=Counter)  # open WebSockets by address
+    # participant id -> RTCIceServer dicts for its welcome (TURN credentials; see turn.py)
+    ice_servers: Callable[[str], list[dict[str, Any]]] = field(default=lambda _pid: [])
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -257,6 +259,7 @@ class Session:
             "chat": list(room.chat),
             "you": participant.public(),
             "forcedMute": sorted(participant.forced_mute),
+            "iceServers": self.hub.ice_servers(participant.id),
         }
         if ref is not None:
             body["ref"] = ref

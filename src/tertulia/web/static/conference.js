@@ -185,6 +185,10 @@ export class Conference extends ConferenceMedia {
       if (p && p.id && p.id !== this.me) this.participants.set(p.id, { ...p });
     }
     this._nslots = Number.isInteger(welcome.slots) && welcome.slots >= 0 ? welcome.slots : 0;
+    // TURN relays with time-limited credentials (docs/protocol.md); used by the next offer.
+    if (Array.isArray(welcome.iceServers)) {
+      this.iceServers = welcome.iceServers.filter((s) => s && (typeof s.urls === 'string' || Array.isArray(s.urls)));
+    }
     const s = this.session;
     const keepMedia = resumed && !!s && !s.closed && s.pc.connectionState === 'connected';
     if (!keepMedia) {

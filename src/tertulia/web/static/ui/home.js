@@ -22,6 +22,37 @@ function recentList() {
   return section;
 }
 
+/**
+ * Without a secure context (plain http on an address other than localhost) browsers refuse
+ * camera and microphone: say so plainly instead of failing later.
+ */
+export function insecureNote() {
+  if (window.isSecureContext) return null;
+  return h('p', { id: 'insecure-context', class: 'notice', role: 'alert' },
+    `This page was opened over plain HTTP (${location.host}), so your browser will not allow `
+    + 'the camera or microphone here. Open it over HTTPS instead: the server can run with '
+    + '--cert/--key, or with --self-signed on a local network.');
+}
+
+/** With a self-signed certificate: how others get past the browser's warning. */
+async function selfSignedNote(section) {
+  let about;
+  try {
+    const res = await fetch('/about/tls', { cache: 'no-store' });
+    if (!res.ok) return;
+    about = await res.json();
+  } catch { return; }
+  if (!about || !about.selfSigned) return;
+  section.append(h('div', { id: 'self-signed-note', class: 'notice' },
+    h('p', {}, 'This server uses a self-signed certificate, so everyone you invite will see a '
+      + 'browser warning the first time. To continue: in Chrome or Edge choose Advanced, then '
+      + 'Proceed; in Firefox, Advanced, then Accept the Risk and Continue; in Safari, Show '
+      + 'Details, then visit this website.'),
+    h('p', {}, 'To be sure it is this server, compare the certificate\'s SHA-256 fingerprint '
+      + 'with the one the server printed when it started:'),
+    h('code', { class: 'fingerprint' }, String(about.fingerprint || ''))));
+}
+
 export function renderHome(root, { navigate }) {
   const input = h('input', {
     id: 'room-name', type: 'text', value: randomRoomName(), autocomplete: 'off',
@@ -58,9 +89,11 @@ export function renderHome(root, { navigate }) {
           h('label', { class: 'field-label', for: 'room-name' }, 'Start or join a meeting'),
           h('div', { class: 'start-row' }, input, button),
           error),
+        insecureNote(),
         recentList(),
       )),
   );
+  selfSignedNote(root.querySelector('.home-inner'));
   input.focus();
   input.select();
 }
