@@ -123,6 +123,8 @@ async def discover(
             return Mapping(ip, port, local_port)
     finally:
         transport.close()
+        # asyncio closes the socket on the next loop turn; the bridge binds the port next
+        await asyncio.sleep(0)
     waited = sum(initial_rto * 2**i for i in range(attempts))
     raise StunError(
         f"STUN server {server[0]}:{server[1]} did not answer {attempts} requests "

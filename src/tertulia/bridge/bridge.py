@@ -28,6 +28,7 @@ from tertulia.bridge.transport import ice
 from tertulia.bridge.transport.demux import Kind, classify
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsState
 from tertulia.bridge.transport.srtp import SrtpError
+from tertulia.bridge.transport.udp import UdpSocket
 from tertulia.protocol.answer import build_answer
 from tertulia.protocol.sdp import LocalTransport, negotiate, parse_offer
 
@@ -62,18 +63,6 @@ class AllocationError(Exception):
         self.message = message
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, bridge: Bridge) -> None:
-        self.bridge = bridge
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.bridge.datagram_received(data, (addr[0], addr[1]))
-
-    def error_received(self, exc: Exception) -> None:
-        self.bridge.counters["socket-error"] += 1
-        log.debug("socket error: %s", exc)
-
-
 # Transport-wide feedback and padding run this often (seconds): libwebrtc's own receivers
 # send feedback every 50-100 ms, and padding spread this finely does not queue up in bursts.
 FAST_TICK = 0.05
@@ -91,7 +80,7 @@ class Bridge:
         self.by_addr: dict[Address, Endpoint] = {}
         self.counters: Counter[str] = Counter()
         self.on_expired: ExpiredCallback | None = None
-        self._transport: asyncio.DatagramTransport | None = None
+        self._socket = UdpSocket(self.datagram_received, self._count_error)
         self._ticker: asyncio.Task[None] | None = None
         self._fast_ticker: asyncio.Task[None] | None = None
         self._last_fast = 0.0
@@ -104,12 +93,7 @@ class Bridge:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self),
-            local_addr=(self.settings.media_host, self.settings.media_port),
-        )
-        self._transport = transport
+        self._socket.open(self.settings.media_host, self.settings.media_port)
         self._ticker = asyncio.create_task(self._tick_loop())
         self._fast_ticker = asyncio.create_task(self._fast_loop())
         log.info(
@@ -129,17 +113,17 @@ class Bridge:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._ticker = self._fast_ticker = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        self._socket.close()
 
     @property
     def bound(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+        return self._socket.is_open
 
     def _transmit(self, data: bytes, addr: Address) -> None:
-        if self._transport is not None:
-            self._transport.sendto(data, addr)
+        self._socket.sendto(data, addr)
+
+    def _count_error(self, reason: str) -> None:
+        self.counters[reason] += 1
 
     # -- control API ------------------------------------------------------------------------
 
@@ -262,7 +246,11 @@ class Bridge:
 
     # -- datagrams ------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
+    def datagram_received(
+        self, data: bytes, addr: Address, arrival: float | None = None
+    ) -> None:
+        """One datagram; ``arrival`` is the kernel's receive time (monotonic seconds) when
+        known, reported back to senders in transport-wide feedback."""
         self.counters["datagrams"] += 1
         try:
             kind = classify(data)
@@ -276,7 +264,7 @@ class Bridge:
             if kind == Kind.DTLS:
                 self._on_dtls(endpoint, data, addr)
             elif kind == Kind.RTP:
-                self._on_rtp(endpoint, data)
+                self._on_rtp(endpoint, data, arrival)
             elif kind == Kind.RTCP:
                 self._on_rtcp(endpoint, data)
             else:
@@ -322,7 +310,7 @@ class Bridge:
                         extra={"conference": endpoint.conference_id, "endpoint": endpoint.id})
             self._expire_and_report(endpoint, "dtls-failed")
 
-    def _on_rtp(self, endpoint: Endpoint, data: bytes) -> None:
+    def _on_rtp(self, endpoint: Endpoint, data: bytes, arrival: float | None = None) -> None:
         srtp = endpoint.srtp
         if srtp is None:
             self.counters["dropped-rtp-before-dtls"] += 1
@@ -340,7 +328,7 @@ class Bridge:
         endpoint.stats.bytes_in += len(data)
         conference = self.conferences.get(endpoint.conference_id)
         if conference is not None:
-            conference.on_rtp(endpoint, plain, self.clock())
+            conference.on_rtp(endpoint, plain, self.clock(), arrival)
 
     def _on_rtcp(self, endpoint: Endpoint, data: bytes) -> None:
         srtp = endpoint.srtp

@@ -219,14 +219,18 @@ class Conference:
 
     # -- RTP ------------------------------------------------------------------------------
 
-    def on_rtp(self, sender: Endpoint, plain: bytes, now: float) -> None:
+    def on_rtp(
+        self, sender: Endpoint, plain: bytes, now: float, arrival: float | None = None
+    ) -> None:
         _marker, pt, seq, ts, ssrc = header_fields(plain)
         extensions = parse_extensions(plain)
         twcc_id = sender.twcc_ext_id
         if twcc_id is not None:  # every packet, probes and retransmissions included
             for ext_id, value in extensions:
                 if ext_id == twcc_id and len(value) == 2:  # draft-holmer-01 §2
-                    sender.twcc.on_packet(int.from_bytes(value, "big"), now)
+                    sender.twcc.on_packet(
+                        int.from_bytes(value, "big"), now if arrival is None else arrival
+                    )
                     break
         media = sender.media_by_ssrc.get(ssrc) or sender.identify(ssrc, pt, extensions)
         if media is None or media.payload_type != pt:
