@@ -182,6 +182,9 @@ class Timeline:
                     estimate = endpoint.estimate.value(time.monotonic())
                     row[name]["estimate"] = round(estimate) if estimate else None
                     row[name]["padding"] = round(endpoint.padding_bps)
+                    row[name]["rtp_out"] = endpoint.stats.rtp_out
+                    row[name]["forwarding"] = self.sender in endpoint.videos
+                    row[name]["layer"] = endpoint.allocation.get(self.sender)
         self.rows.append(row)
         return row
 
