@@ -79,3 +79,70 @@ async def test_each_receiver_gets_the_layer_it_asks_for(browser: Browser) -> Non
         # Back to a big window: a taller layer again.
         await bo.set_viewport_size({"width": 1280, "height": 720})
         await wait_width(bo, ana_id, lambda w: w > 160, timeout=20)
+
+
+LAYER_BYTES_JS = """async () => {
+  const out = {};
+  (await window.tertulia.pc.getStats()).forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) out[s.rid] = s.bytesSent || 0;
+  });
+  return out;
+}"""
+
+
+async def layer_bytes(page: Page) -> dict[str, int]:
+    result: dict[str, int] = await page.evaluate(LAYER_BYTES_JS)
+    return result
+
+
+async def growing(page: Page, rid: str, seconds: float) -> int:
+    """Bytes the sender sent on layer ``rid`` over the next ``seconds``."""
+    before = (await layer_bytes(page)).get(rid, 0)
+    await asyncio.sleep(seconds)
+    return (await layer_bytes(page)).get(rid, 0) - before
+
+
+async def test_unwatched_top_layer_stops_and_resumes_on_stage(browser: Browser) -> None:
+    async with running_server() as server:
+        pages = []
+        for name in ("Ana", "Bo", "Cy"):
+            context = await browser.new_context(viewport={"width": 1280, "height": 720})
+            page = await context.new_page()
+            await page.goto(room_url(server.http, "suspension-room", name))
+            await page.wait_for_function("() => window.tertulia && window.tertulia.me",
+                                         timeout=30_000)
+            pages.append(page)
+        ana, bo, cy = pages
+        ana_id = await ana.evaluate("() => window.tertulia.me")
+        # The top layer Ana's camera sends (a 640x360 camera: Chromium sends l and m).
+        deadline = time.monotonic() + 30
+        top = None
+        while time.monotonic() < deadline and top is None:
+            sent = await layer_bytes(ana)
+            live = [rid for rid in ("h", "m") if sent.get(rid, 0) > 20_000]
+            top = live[0] if live else None
+            await asyncio.sleep(0.5)
+        assert top is not None, await layer_bytes(ana)
+        # Everyone shows Ana as a thumbnail: Bo and Cy each pin the other to the stage.
+        await bo.get_by_role("button", name="Pin Cy to the stage").click()
+        await cy.get_by_role("button", name="Pin Bo to the stage").click()
+        await ana.wait_for_function(
+            "() => { const m = window.tertulia.session.maxHeightWanted;"
+            " return m >= 0 && m < 180; }", timeout=15_000)
+        await asyncio.sleep(1.0)  # the encoder stops at its next frame
+        assert await growing(ana, top, 2.0) == 0, "the unwatched top layer kept sending"
+        # Bo puts Ana on the stage: her top layer comes back within 3 s.
+        pin = bo.get_by_role("button", name="Pin Ana to the stage")
+        await pin.click()
+        pinned_at = time.monotonic()
+        resumed = None
+        while time.monotonic() - pinned_at < 10:
+            if await growing(ana, top, 0.25) > 0:
+                resumed = time.monotonic() - pinned_at
+                break
+        assert resumed is not None and resumed < 3.0, (
+            resumed,
+            await bo.evaluate("() => window.tertulia.constraints"),
+            await ana.evaluate("() => window.tertulia.session.maxHeightWanted"),
+        )
+        assert await bo.evaluate("() => window.tertulia.pinned") == ana_id
