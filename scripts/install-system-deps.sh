@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs: Debian's chromium (driven by Playwright;
-# never `playwright install`, which downloads its own browser) and iproute2 for network namespaces.
+# never `playwright install`, which downloads its own browser), iproute2 for network namespaces,
+# redis-server and haproxy for the scale-out tests (Redis registry, sharding).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
