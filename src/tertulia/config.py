@@ -60,6 +60,17 @@ class Settings:
     token_issuer: str = ""
     token_audience: str = ""
     allow_anonymous: bool = True
+    # scale-out: `tertulia shard` and `tertulia bridge` (docs/operations.md, "Scaling out")
+    redis: str = ""  # registry URL (redis://host:6379/0); empty: in memory, one process
+    region: str = "default"  # this bridge's region
+    control_secret: str = ""  # shared by shards and bridges; signs control API tokens
+    bridge_id: str = ""  # default: a random id at start
+    shard_id: str = ""  # default: a random id at start
+    control_port: int = 8080  # a bridge's HTTP port: control API, bridge channel, stats
+    public_url: str = ""  # how others reach this process's HTTP port; default from the address
+    drain_timeout: float = 3600.0  # SIGTERM on a bridge: exit when empty or after this
+    region_header: str = "X-Proxy-Region"  # request header with the participant's region
+    bridge_selection: str = "single"  # strategy of tertulia.focus.selection.BridgeSelector
 
     @property
     def advertised_ip(self) -> str:
@@ -178,6 +189,7 @@ def validate(settings: Settings) -> Settings:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    _validate_cluster(settings)
     if settings.resume_grace < 0:
         raise ConfigError("resume_grace must not be negative")
     if settings.token_public_key_file and not Path(settings.token_public_key_file).is_file():
@@ -193,6 +205,22 @@ def validate(settings: Settings) -> Settings:
             f"public_ip must be an IP address, got {settings.advertised_ip!r}"
         ) from exc
     return replace(settings, log_level=settings.log_level.lower())
+
+
+def _validate_cluster(settings: Settings) -> None:
+    if not 0 < settings.control_port < 65536:
+        raise ConfigError(f"control_port out of range: {settings.control_port}")
+    if settings.drain_timeout <= 0:
+        raise ConfigError("drain_timeout must be positive")
+    if settings.control_secret and len(settings.control_secret.encode()) < 32:
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash output
+        raise ConfigError("control_secret must be at least 32 bytes (use a random string)")
+    if settings.redis and not settings.redis.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis must be a URL: redis://host:port/db")
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ConfigError("public_url must start with http:// or https://")
+    if not settings.region or not settings.region_header:
+        raise ConfigError("region and region_header must not be empty")
 
 
 def load(
