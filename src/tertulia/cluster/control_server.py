@@ -34,7 +34,8 @@ class ControlServer:
         self.bridge = bridge
         self.secret = secret
         self.channel_base = channel_base.rstrip("/")
-        self.owners: dict[str, web.WebSocketResponse] = {}  # conference id → its shard's socket
+        self.owners: dict[str, str] = {}  # conference id → the shard that allocated it
+        self.by_shard: dict[str, web.WebSocketResponse] = {}  # shard id → its latest socket
         self.connections: set[web.WebSocketResponse] = set()
         self.refused = 0
         bridge.on_expired = self._on_expired
@@ -42,7 +43,7 @@ class ControlServer:
     # -- events --------------------------------------------------------------------------
 
     def _on_expired(self, conference_id: str, endpoint_id: str, reason: str) -> None:
-        ws = self.owners.get(conference_id)
+        ws = self.by_shard.get(self.owners.get(conference_id, ""))
         if conference_id not in self.bridge.conferences:
             self.owners.pop(conference_id, None)
         if ws is not None and not ws.closed:
@@ -51,7 +52,7 @@ class ControlServer:
 
     # -- requests ------------------------------------------------------------------------
 
-    def handle(self, request: ControlRequest, ws: web.WebSocketResponse) -> dict[str, Any]:
+    def handle(self, request: ControlRequest, shard: str) -> dict[str, Any]:
         bridge = self.bridge
         if request.type == "ping":
             return result(request.id)
@@ -66,7 +67,7 @@ class ControlServer:
                 allocation = bridge.allocate(request.conference, request.endpoint, request.offer)
             except AllocationError as exc:
                 raise ControlError(exc.code, exc.message, request.id) from exc
-            self.owners[request.conference] = ws
+            self.owners[request.conference] = shard
             return result(request.id, answer=allocation.answer, endpoint=allocation.endpoint_id,
                           channel=self.channel_base + allocation.channel_path)
         if request.type == "expire":
@@ -102,6 +103,7 @@ class ControlServer:
         ws = web.WebSocketResponse(heartbeat=5.0, max_msg_size=MAX_CONTROL_MESSAGE)
         await ws.prepare(request)
         self.connections.add(ws)
+        self.by_shard[shard] = ws  # a reconnecting shard gets its conferences' events again
         log.info("control connection from shard %s", shard)
         try:
             async for msg in ws:
@@ -110,7 +112,7 @@ class ControlServer:
                         break
                     continue
                 try:
-                    reply = self.handle(parse_request(msg.data), ws)
+                    reply = self.handle(parse_request(msg.data), shard)
                 except ControlError as exc:
                     reply = exc.reply()
                 except Exception:  # a bug costs one request, not the connection
@@ -119,8 +121,8 @@ class ControlServer:
                 await ws.send_json(reply)
         finally:
             self.connections.discard(ws)
-            for conference_id in [c for c, owner in self.owners.items() if owner is ws]:
-                del self.owners[conference_id]
+            if self.by_shard.get(shard) is ws:
+                del self.by_shard[shard]
             log.info("control connection from shard %s closed", shard)
         return ws
 

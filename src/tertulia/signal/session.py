@@ -7,6 +7,7 @@ timers are the resume grace periods, scheduled through ``Hub.call_later``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -21,6 +22,7 @@ from tertulia.protocol.messages import (
     Request,
     clean_name,
     clean_text,
+    normalize_room,
     parse_client_message,
 )
 from tertulia.signal.limits import AbuseMeter, KeyedLimiter, Limits, TokenBucket
@@ -62,6 +64,11 @@ class Hub:
     # joins, messages, rate_limited, auth_failures, knocks, resumes (for /metrics)
     counters: Counter[str] = field(default_factory=Counter)
     per_address: Counter[str] = field(default_factory=Counter)  # open WebSockets by address
+    # Sharding (docs/operations.md): a shard refuses joins whose room differs from the /ws
+    # URL's `room` parameter, which the front hashes on; a shard also requires the parameter.
+    require_room_param: bool = False
+    region_header: str = "X-Proxy-Region"
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # offers waiting on a bridge
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -82,9 +89,15 @@ class Session:
         address: str,
         send: Callable[[dict[str, Any]], None],
         close: Callable[[int], None],
+        *,
+        room_param: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.hub = hub
         self.address = address
+        self.room_param = room_param  # the /ws?room= the front routed on
+        self.region = region  # from the front's region header
+        self.offering = False
         self._send = send
         self._close = close
         self.participant: Participant | None = None
@@ -177,6 +190,9 @@ class Session:
             raise ProtocolError("already-joined", "this session already joined a room",
                                 request.ref)
         room_name: str = request.data["room"]
+        self._check_room_param(room_name, request.ref)
+        if self.region is None and request.get("region"):
+            self.region = clean_text(request.get("region"), 64) or None
         if request.get("resume"):
             self._resume(request, room_name)
             return
@@ -226,6 +242,17 @@ class Session:
         if room is not None and len(room.participants) >= hub.limits.max_participants_per_room:
             raise ProtocolError("room-full", "this meeting is full", request.ref)
         self._enter(room_name, participant, request.ref, moderator=by_token)
+
+    def _check_room_param(self, room_name: str, ref: Any) -> None:
+        """A room must live on one shard: the one the front chose from the URL's room."""
+        if self.room_param is None:
+            if self.hub.require_room_param:
+                raise ProtocolError("room-param-required",
+                                    "connect to /ws?room=<room> (this server is a shard)", ref)
+            return
+        if normalize_room(self.room_param) != room_name:
+            raise ProtocolError("wrong-room", "join the room named in the /ws URL's room "
+                                "parameter", ref)
 
     def _enter(self, room_name: str, participant: Participant, ref: Any, *,
                moderator: bool = False, resumed: bool = False) -> None:
@@ -307,14 +334,34 @@ class Session:
     # -- media and presence ---------------------------------------------------------------
 
     def on_offer(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        if self.offered:
+        # After a bridge failure the focus has forgotten the media: a fresh offer is welcome.
+        if self.offering or (self.offered and self.hub.focus.has_media(room.name, me.id)):
             raise ProtocolError("already-offered", "this session already sent its offer",
                                 request.ref)
+        self.offering = True
+        self._replied = True  # the answer (or an error) follows when the bridge answers
+        task = asyncio.get_running_loop().create_task(self._offer(request, me, room))
+        self.hub.tasks.add(task)
+        task.add_done_callback(self.hub.tasks.discard)
+
+    async def _offer(self, request: Request, me: Participant, room: Room) -> None:
+        focus = self.hub.focus
         try:
-            allocation = self.hub.focus.offer(room.name, me.id, request.data["sdp"],
-                                              blocked=frozenset(me.forced_mute))
+            allocation = await focus.offer(room.name, me.id, request.data["sdp"],
+                                           blocked=frozenset(me.forced_mute), region=self.region)
         except FocusError as exc:
-            raise ProtocolError(exc.code, exc.message, request.ref) from exc
+            self.send(ProtocolError(exc.code, exc.message, request.ref).reply())
+            return
+        except Exception:
+            log.exception("internal error placing media")
+            self.send(ProtocolError("internal-error", "the server failed to place your media",
+                                    request.ref).reply())
+            return
+        finally:
+            self.offering = False
+        if self.hub.rooms.find(room.name, me.id) is not me:
+            focus.leave(room.name, me.id)  # left while the bridge was answering
+            return
         self.offered = True
         me.has_media = True
         self.reply(request, {"type": "answer", "sdp": allocation.answer,
