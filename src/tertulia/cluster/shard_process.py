@@ -65,6 +65,7 @@ def build(settings: Settings, registry: Registry | None = None) -> ShardProcess:
         tokens=TokenVerifier(settings.token_settings()), shard=True,
         region_header=settings.region_header,
     )
+    hub.shard_id = shard_id
     add_metrics_route(app, SignalCollector(hub))
     signal_app.add_room_route(app)
     url = settings.public_url.rstrip("/") or f"http://{settings.advertised_ip}:{settings.port}"

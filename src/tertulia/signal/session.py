@@ -68,6 +68,7 @@ class Hub:
     # URL's `room` parameter, which the front hashes on; a shard also requires the parameter.
     require_room_param: bool = False
     region_header: str = "X-Proxy-Region"
+    shard_id: str = ""  # named in `welcome` when set (a shard of a cluster)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # offers waiting on a bridge
 
     def __post_init__(self) -> None:
@@ -285,6 +286,8 @@ class Session:
             "you": participant.public(),
             "forcedMute": sorted(participant.forced_mute),
         }
+        if self.hub.shard_id:
+            body["shard"] = self.hub.shard_id
         if ref is not None:
             body["ref"] = ref
         self._replied = True
