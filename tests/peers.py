@@ -138,6 +138,7 @@ class Peer:
     media_tasks: list[asyncio.Task[None]] = field(default_factory=list)
     renegotiations: int = 0  # fresh offers sent after a `renegotiate` from the server
     renegotiate_failures: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # on the signalling WebSocket
 
     async def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         assert self.ws is not None
@@ -149,7 +150,7 @@ class Peer:
 
     async def join(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.ws = await self.session.ws_connect(self.ws_url)
+        self.ws = await self.session.ws_connect(self.ws_url, headers=self.headers)
         self._tasks.append(asyncio.create_task(self._read_signal()))
         welcome = await self.request({"type": "join", "room": self.room, "name": self.name})
         assert welcome["type"] == "welcome", welcome
