@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         runner(run(settings))
-    except (OSError, ConfigError) as exc:
+    except ConfigError as exc:  # e.g. a bridge or shard without control_secret
+        print(f"tertulia: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"tertulia: cannot start: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ import asyncio
 import socket
 import time
 
+import aiohttp
 import aioice.ice
 import pytest
 
@@ -99,5 +100,10 @@ async def test_killing_a_bridge_moves_its_conference_to_another_bridge() -> None
                     if p.channel is not None} == {survivor_address}
             assert all(p.renegotiate_failures == [] for p in peers)
             assert "moving 4 participants" in shard.output()
+            async with aiohttp.ClientSession() as http, \
+                    http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                metrics = (await response.text()).splitlines()
+            assert "tertulia_shard_bridge_failures_total 1.0" in metrics
+            assert "tertulia_shard_participants_moved_total 4.0" in metrics
         finally:
             await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tertulia.accept import Acceptor
+from tertulia.cluster.metrics import ShardCollector
 from tertulia.cluster.pool import RegistryPool
 from tertulia.config import ConfigError, Settings
 from tertulia.focus.focus import Focus
@@ -66,7 +67,7 @@ def build(settings: Settings, registry: Registry | None = None) -> ShardProcess:
         region_header=settings.region_header,
     )
     hub.shard_id = shard_id
-    add_metrics_route(app, SignalCollector(hub))
+    add_metrics_route(app, SignalCollector(hub), ShardCollector(focus, pool))
     signal_app.add_room_route(app)
     url = settings.public_url.rstrip("/") or f"http://{settings.advertised_ip}:{settings.port}"
     proc = ShardProcess(settings, app, hub, focus, pool, registry, shard_id, url)
