@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from tertulia.bridge.bridge import AllocationError
 from tertulia.cluster.auth import make_token
-from tertulia.cluster.bridge_process import BridgeProcess, build
+from tertulia.cluster.bridge_process import BridgeProcess
 from tertulia.cluster.control_client import BridgeUnavailable, ControlClient
-from tertulia.config import Settings, validate
-from tertulia.registry.memory import MemoryRegistry
+from tests.bridge_server import OFFER, SECRET, running_bridge
 from tests.peers import wait_until
-from tests.server import free_port
 
 pytestmark = pytest.mark.timeout(60)
-
-SECRET = "a-control-secret-of-32-bytes-or-more"
-OFFER = (Path(__file__).parent.parent / "data" / "aiortc-offer-2slots.sdp").read_text()
-
-
-@asynccontextmanager
-async def running_bridge(**overrides: Any) -> AsyncIterator[BridgeProcess]:
-    settings = validate(replace(
-        Settings(control_port=free_port(), media_port=free_port(socket.SOCK_DGRAM),
-                 control_secret=SECRET, region="eu", bridge_id="b1"),
-        **overrides,
-    ))
-    proc = build(settings, MemoryRegistry())
-    await proc.bridge.start()
-    runner = web.AppRunner(proc.app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.control_port).start()
-    try:
-        yield proc
-    finally:
-        await proc.control.close()
-        await runner.cleanup()
-        await proc.bridge.stop()
-
 
 def control_url(proc: BridgeProcess) -> str:
     return f"ws://127.0.0.1:{proc.settings.control_port}/control/ws"
