@@ -126,3 +126,23 @@ async def test_endpoint_expired_by_the_bridge_reports_media_lost() -> None:
     focus.endpoint_expired(conference_id, "p1", "media-timeout")
     focus.endpoint_expired(conference_id, "p1", "media-timeout")  # once only
     assert lost == [("room", "p1", "media-timeout")]
+
+
+async def test_an_answer_from_a_bridge_that_failed_meanwhile_is_refused() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    pool = FakePool(a, b)
+    focus = Focus(pool)
+    original = a.allocate
+
+    async def slow_allocate(conference_id: str, endpoint_id: str, offer_sdp: str) -> Allocation:
+        answer = await original(conference_id, endpoint_id, offer_sdp)
+        focus.bridge_failed("a")  # dies just after answering
+        return answer
+
+    a.allocate = slow_allocate  # type: ignore[method-assign]
+    with pytest.raises(FocusError) as info:
+        await focus.offer("room", "p1", "sdp")
+    assert info.value.code == "bridge-unavailable"
+    assert not focus.has_media("room", "p1")
+    del pool.live["a"]
+    assert (await focus.offer("room", "p1", "sdp")).answer == "answer from b"

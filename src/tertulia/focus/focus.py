@@ -132,6 +132,8 @@ class Focus:
         except BridgeUnavailable as exc:
             raise FocusError("bridge-unavailable", "the media server is unavailable; "
                              "try again") from exc
+        if conf.bridge_id != client.bridge_id:  # the bridge failed while answering
+            raise FocusError("bridge-unavailable", "the media server went away; try again")
         conf.endpoints.add(participant_id)
         for kind in blocked:
             await _quietly(client.set_blocked(conf.conference_id, participant_id, kind, True))
