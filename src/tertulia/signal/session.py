@@ -22,7 +22,6 @@ from tertulia.protocol.messages import (
     Request,
     clean_name,
     clean_text,
-    normalize_room,
     parse_client_message,
 )
 from tertulia.signal.limits import AbuseMeter, KeyedLimiter, Limits, TokenBucket
@@ -35,6 +34,7 @@ from tertulia.signal.rooms import (
     chat_message,
     new_participant_id,
 )
+from tertulia.signal.sharding import check_room_param
 from tertulia.signal.tokens import TokenError, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ class Session:
             raise ProtocolError("already-joined", "this session already joined a room",
                                 request.ref)
         room_name: str = request.data["room"]
-        self._check_room_param(room_name, request.ref)
+        check_room_param(self.room_param, room_name, required=self.hub.require_room_param,
+                         ref=request.ref)
         if self.region is None and request.get("region"):
             self.region = clean_text(request.get("region"), 64) or None
         if request.get("resume"):
@@ -243,17 +244,6 @@ class Session:
         if room is not None and len(room.participants) >= hub.limits.max_participants_per_room:
             raise ProtocolError("room-full", "this meeting is full", request.ref)
         self._enter(room_name, participant, request.ref, moderator=by_token)
-
-    def _check_room_param(self, room_name: str, ref: Any) -> None:
-        """A room must live on one shard: the one the front chose from the URL's room."""
-        if self.room_param is None:
-            if self.hub.require_room_param:
-                raise ProtocolError("room-param-required",
-                                    "connect to /ws?room=<room> (this server is a shard)", ref)
-            return
-        if normalize_room(self.room_param) != room_name:
-            raise ProtocolError("wrong-room", "join the room named in the /ws URL's room "
-                                "parameter", ref)
 
     def _enter(self, room_name: str, participant: Participant, ref: Any, *,
                moderator: bool = False, resumed: bool = False) -> None:
