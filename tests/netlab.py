@@ -29,6 +29,11 @@ class NetLab:
     def netns_exec(self, namespace: str) -> list[str]:
         return ["ip", "netns", "exec", namespace]
 
+    def cut(self, namespace: str) -> None:
+        """Unplug the host: its veth goes down, packets vanish without a reset."""
+        index = list(self.hosts).index(namespace)
+        _ip("link", "set", f"{self.prefix}h{index}", "down")
+
 
 @contextmanager
 def netlab(count: int) -> Iterator[tuple[NetLab, list[str]]]:
