@@ -125,3 +125,7 @@ async def test_stats_and_health_routes() -> None:
         assert stats["region"] == "eu" and stats["drain"] is False
         async with http.get(base + "/metrics") as response:
             assert "tertulia_bridge_endpoints" in await response.text()
+        headers = {"Authorization": "Bearer " + make_token(SECRET, "ops")}
+        async with http.post(base + "/control/drain", headers=headers) as response:
+            assert response.status == 200 and (await response.json())["draining"] is True
+        assert proc.bridge.draining and proc.record().draining
