@@ -38,6 +38,7 @@ class ControlServer:
         self.by_shard: dict[str, web.WebSocketResponse] = {}  # shard id → its latest socket
         self.connections: set[web.WebSocketResponse] = set()
         self.refused = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         bridge.on_expired = self._on_expired
 
     # -- events --------------------------------------------------------------------------
@@ -48,7 +49,7 @@ class ControlServer:
             self.owners.pop(conference_id, None)
         if ws is not None and not ws.closed:
             payload = json.dumps(expired_event(conference_id, endpoint_id, reason))
-            _spawn(ws.send_str(payload))  # fire and forget; a closing socket fails quietly
+            self._spawn(ws.send_str(payload))  # fire and forget; a closing socket fails quietly
 
     # -- requests ------------------------------------------------------------------------
 
@@ -80,6 +81,15 @@ class ControlServer:
                                       request.blocked)
             return result(request.id, done=done)
         raise ControlError("bad-message", "unknown request", request.id)  # parse_request guards
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        async def quiet() -> None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await coro
+
+        task = asyncio.get_running_loop().create_task(quiet())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def drain(self) -> None:
         if not self.bridge.draining:
@@ -147,15 +157,3 @@ def _unauthorized() -> web.Response:
         status=401, headers={"WWW-Authenticate": 'Bearer realm="tertulia-control"'},
     )
 
-
-_tasks: set[asyncio.Task[None]] = set()
-
-
-def _spawn(coro: Coroutine[Any, Any, None]) -> None:
-    async def quiet() -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await coro
-
-    task = asyncio.get_running_loop().create_task(quiet())
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
