@@ -3,6 +3,7 @@
 # never `playwright install`, which downloads its own browser), iproute2 for network namespaces,
 # nftables for firewall/NAT rules inside test namespaces and coturn (STUN/TURN server) for the
 # address-discovery and TURN relay tests.
+# redis-server and haproxy for the scale-out tests (Redis registry, sharding).
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
@@ -10,6 +11,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 command -v turnserver >/dev/null 2>&1 || [ -x /usr/bin/turnserver ] || need+=(coturn)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -137,6 +137,11 @@ class Peer:
     _pending: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _next_id: int = 0
     use_ice_servers: bool = False  # use the welcome's iceServers (TURN) instead of none
+    ice_servers: list[RTCIceServer] = field(default_factory=list)
+    media_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    renegotiations: int = 0  # fresh offers sent after a `renegotiate` from the server
+    renegotiate_failures: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # on the signalling WebSocket
 
     async def request(self, message: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
         assert self.ws is not None
@@ -148,7 +153,7 @@ class Peer:
 
     async def join(self) -> None:
         self.session = aiohttp.ClientSession()
-        self.ws = await self.session.ws_connect(self.ws_url)
+        self.ws = await self.session.ws_connect(self.ws_url, headers=self.headers)
         self._tasks.append(asyncio.create_task(self._read_signal()))
         welcome = await self.request({"type": "join", "room": self.room, "name": self.name})
         assert welcome["type"] == "welcome", welcome
@@ -156,12 +161,19 @@ class Peer:
         self.present = {p["id"] for p in welcome["participants"]}
         self.slots = min(self.slots, welcome["slots"])
 
-        servers = [
+        self.ice_servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"),
                          credential=s.get("credential"))
             for s in welcome.get("iceServers", [])
         ] if self.use_ice_servers else []
-        config = RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        await self._start_media()
+
+    async def _start_media(self) -> None:
+        """One RTCPeerConnection, one offer, the bridge channel and a consumer per slot."""
+        assert self.session is not None
+        self.media_tasks = []
+        config = RTCConfiguration(iceServers=list(self.ice_servers),
+                                  bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         self.pc = RTCPeerConnection(config)
         mic = ToneTrack(self.frequency, self.loudness, bursts=self.talking)
         self.pc.addTransceiver(mic, direction="sendonly")
@@ -180,15 +192,40 @@ class Peer:
         self.answer_sdp = answer["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         self._route_rtx(answer["sdp"])
-        base = self.ws_url.rsplit("/ws", 1)[0]
-        self.channel = await self.session.ws_connect(base + answer["bridgeChannel"])
-        self._tasks.append(asyncio.create_task(self._read_channel()))
+        base = self.ws_url.rsplit("/ws", 1)[0]  # a relative channel path is on the shard
+        channel = answer["bridgeChannel"]
+        self.channel = await self.session.ws_connect(
+            channel if channel.startswith("http") else base + channel)
+        self._media_task(self._read_channel())
         transceivers = self.pc.getTransceivers()
         for i in range(self.slots):
             self.counters[i] = SlotCounter()
-            self._tasks.append(asyncio.create_task(self._consume(i, transceivers)))
+            self._media_task(self._consume(i, transceivers))
         if self.screen:
-            self._tasks.append(asyncio.create_task(self._consume_screen(transceivers[-1])))
+            self._media_task(self._consume_screen(transceivers[-1]))
+
+    def _media_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.append(task)
+        self.media_tasks.append(task)
+
+    async def renegotiate(self) -> None:
+        """The server asked for a fresh offer (its bridge failed): start media over with a new
+        peer connection and a new bridge channel; counters restart from zero."""
+        for task in self.media_tasks:
+            task.cancel()
+        for task in self.media_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = [t for t in self._tasks if t not in self.media_tasks]
+        if self.channel is not None and not self.channel.closed:
+            await self.channel.close()
+        if self.pc is not None:
+            await self.pc.close()
+        self.counters = {}
+        self.slot_map = []
+        await self._start_media()
+        self.renegotiations += 1
 
     def _route_rtx(self, answer: str) -> None:
         """Work around aiortc 1.16's RTP router: it never registers RTX SSRCs and routes an
@@ -238,6 +275,14 @@ class Peer:
             self.present.add(data["participant"]["id"])
         elif data["type"] == "participant-left":
             self.present.discard(data["id"])
+        elif data["type"] == "renegotiate":
+            self._tasks.append(asyncio.create_task(self._renegotiate_logged()))
+
+    async def _renegotiate_logged(self) -> None:
+        try:
+            await self.renegotiate()
+        except Exception as exc:  # recorded so a test can show why recovery failed
+            self.renegotiate_failures.append(repr(exc))
 
     async def _read_channel(self) -> None:
         assert self.channel is not None

@@ -1,4 +1,4 @@
-"""Command line: `tertulia serve` and `tertulia doctor` (more arrive with the cluster work)."""
+"""Command line: `tertulia serve`, `tertulia doctor`, `tertulia bridge` and `tertulia shard`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (serve, doctor):
         _address_flags(command)
+    from tertulia.cluster.flags import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -52,19 +55,14 @@ def _address_flags(serve: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {
-        "host": args.host,
-        "port": args.port,
-        "media_port": args.media_port,
-        "public_ip": args.public_ip,
-        "slots": args.slots,
-        "log_level": args.log_level,
-        "domain": args.domain,
-        "tls_cert": args.cert,
-        "tls_key": args.key,
-        "self_signed": args.self_signed,
-        "stun_server": args.stun_server,
-    }
+    from tertulia.cluster.flags import CLUSTER_SETTINGS
+
+    names = ("host", "port", "media_port", "public_ip", "slots", "log_level", *CLUSTER_SETTINGS)
+    overrides = {name: getattr(args, name, None) for name in names}
+    # TLS and address discovery flags (serve and doctor), named differently from the settings
+    for flag, name in (("domain", "domain"), ("cert", "tls_cert"), ("key", "tls_key"),
+                       ("self_signed", "self_signed"), ("stun_server", "stun_server")):
+        overrides[name] = getattr(args, flag, None)
     try:
         settings = load(args.config, overrides=overrides)
     except ConfigError as exc:
@@ -77,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     from tertulia.logs import setup
 
     setup(settings.log_level)
-    from tertulia.serve import run
+    from tertulia.cluster.flags import entry_point
     from tertulia.tls import TlsError
+
+    run = entry_point(args.command)
 
     runner = asyncio.run
     try:
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         pass
     try:
         runner(run(settings))
+    except ConfigError as exc:  # e.g. a bridge or shard without control_secret
+        print(f"tertulia: configuration error: {exc}", file=sys.stderr)
+        return 2
     except (OSError, TlsError) as exc:
         print(f"tertulia: cannot start: {exc}", file=sys.stderr)
         return 1

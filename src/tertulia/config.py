@@ -76,6 +76,17 @@ class Settings:
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert or self.self_signed)
+    # scale-out: `tertulia shard` and `tertulia bridge` (docs/operations.md, "Scaling out")
+    redis: str = ""  # registry URL (redis://host:6379/0); empty: in memory, one process
+    region: str = "default"  # this bridge's region
+    control_secret: str = ""  # shared by shards and bridges; signs control API tokens
+    bridge_id: str = ""  # default: a random id at start
+    shard_id: str = ""  # default: a random id at start
+    control_port: int = 8080  # a bridge's HTTP port: control API, bridge channel, stats
+    public_url: str = ""  # how others reach this process's HTTP port; default from the address
+    drain_timeout: float = 3600.0  # SIGTERM on a bridge: exit when empty or after this
+    region_header: str = "X-Proxy-Region"  # request header with the participant's region
+    bridge_selection: str = "single"  # strategy of tertulia.focus.selection.BridgeSelector
 
     @property
     def advertised_ip(self) -> str:
@@ -199,6 +210,7 @@ def validate(settings: Settings) -> Settings:
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
+    _validate_cluster(settings)
     if settings.resume_grace < 0:
         raise ConfigError("resume_grace must not be negative")
     if settings.token_public_key_file and not Path(settings.token_public_key_file).is_file():
@@ -264,6 +276,22 @@ def _validate_relays(settings: Settings) -> None:
         raise ConfigError("turn_secret is set but turn_urls lists no turn: or turns: URL")
     if settings.turn_ttl <= 0:
         raise ConfigError("turn_ttl must be positive")
+
+
+def _validate_cluster(settings: Settings) -> None:
+    if not 0 < settings.control_port < 65536:
+        raise ConfigError(f"control_port out of range: {settings.control_port}")
+    if settings.drain_timeout <= 0:
+        raise ConfigError("drain_timeout must be positive")
+    if settings.control_secret and len(settings.control_secret.encode()) < 32:
+        # RFC 7518 §3.2: an HS256 key at least as long as the hash output
+        raise ConfigError("control_secret must be at least 32 bytes (use a random string)")
+    if settings.redis and not settings.redis.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("redis must be a URL: redis://host:port/db")
+    if settings.public_url and not settings.public_url.startswith(("http://", "https://")):
+        raise ConfigError("public_url must start with http:// or https://")
+    if not settings.region or not settings.region_header:
+        raise ConfigError("region and region_header must not be empty")
 
 
 def load(

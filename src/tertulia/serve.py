@@ -15,7 +15,7 @@ from tertulia.accept import Acceptor
 from tertulia.bridge import api as bridge_api
 from tertulia.bridge.bridge import Bridge, BridgeSettings
 from tertulia.config import Settings
-from tertulia.focus.focus import Focus, attach_local_bridge
+from tertulia.focus.focus import local_focus
 from tertulia.metrics import BridgeCollector, SignalCollector, add_metrics_route
 from tertulia.signal import app as signal_app
 from tertulia.signal.tokens import TokenVerifier
@@ -61,8 +61,7 @@ def build(
             consent_timeout=settings.consent_timeout,
         )
     )
-    focus = Focus(bridge)
-    attach_local_bridge(focus, bridge)
+    focus = local_focus(bridge)
     app = web.Application()
     bridge_api.add_routes(app, bridge)
     hub = signal_app.add_routes(

@@ -44,3 +44,16 @@ def test_invalid_settings_are_reported(tmp_path: Path, text: str, needle: str) -
     path.write_text(text)
     with pytest.raises(ConfigError, match=needle):
         load(path, env={})
+
+
+def test_cluster_settings_are_validated() -> None:
+    from tertulia.config import Settings, validate
+
+    ok = validate(Settings(control_secret="s" * 32, redis="redis://127.0.0.1:6379/0",
+                           region="eu", drain_timeout=5))
+    assert ok.region == "eu"
+    for bad in (dict(control_secret="short"), dict(redis="localhost:6379"),
+                dict(control_port=0), dict(drain_timeout=0), dict(public_url="ftp://x"),
+                dict(region="")):
+        with pytest.raises(ConfigError):
+            validate(Settings(**bad))  # type: ignore[arg-type]

@@ -74,6 +74,7 @@ SPECS: dict[str, dict[str, Field]] = {
         "password": Field("str", max_len=256),
         "token": Field("str", max_len=16 * 1024),
         "resume": Field("str", max_len=128),
+        "region": Field("str", max_len=64),  # a hint; the front's region header wins
     },
     "offer": {"sdp": Field("str", required=True, max_len=MAX_SDP)},
     "mute": {"audioMuted": _BOOL, "videoMuted": _BOOL},

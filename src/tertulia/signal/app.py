@@ -134,7 +134,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     hub.per_address[address] += 1
     outlet = Outlet(ws)
-    session = Session(hub, address, outlet.send, outlet.close)
+    session = Session(hub, address, outlet.send, outlet.close,
+                      room_param=request.query.get("room"),
+                      region=request.headers.get(hub.region_header) or None)
     writer = asyncio.create_task(outlet.run())
     hub.connections[id(outlet)] = outlet.close
     try:
@@ -181,6 +183,17 @@ def media_lost(rooms: Rooms) -> Callable[[str, str, str], None]:
     return callback
 
 
+def renegotiate(rooms: Rooms) -> Callable[[str, str, str], None]:
+    """Focus callback: the participant's bridge failed; its client must send a fresh offer."""
+
+    def callback(room: str, participant_id: str, reason: str) -> None:
+        participant = rooms.find(room, participant_id)
+        if participant is not None:
+            participant.outbox({"type": "renegotiate", "reason": reason})
+
+    return callback
+
+
 def add_routes(
     app: web.Application,
     focus: Focus,
@@ -188,13 +201,17 @@ def add_routes(
     slots: int,
     limits: Limits,
     tokens: TokenVerifier,
+    shard: bool = False,
+    region_header: str = "X-Proxy-Region",
 ) -> Hub:
     rooms = Rooms(chat_history=limits.chat_history)
     def loop_call_later(delay: float, fn: Callable[[], None]) -> Any:
         return (asyncio.get_running_loop().call_later(delay, fn))
-    hub = Hub(rooms, focus, limits, tokens, slots, loop_call_later)
+    hub = Hub(rooms, focus, limits, tokens, slots, loop_call_later, require_room_param=shard,
+              region_header=region_header)
     app[HUB_KEY] = hub
     focus.on_media_lost = media_lost(rooms)
+    focus.on_renegotiate = renegotiate(rooms)
 
     async def close_connections(_: web.Application) -> None:
         # "going away" (RFC 6455 §7.4.1): clients reconnect with back-off instead of hanging

@@ -7,6 +7,7 @@ timers are the resume grace periods, scheduled through ``Hub.call_later``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -33,6 +34,7 @@ from tertulia.signal.rooms import (
     chat_message,
     new_participant_id,
 )
+from tertulia.signal.sharding import check_room_param
 from tertulia.signal.tokens import TokenError, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,12 @@ class Hub:
     per_address: Counter[str] = field(default_factory=Counter)  # open WebSockets by address
     # participant id -> RTCIceServer dicts for its welcome (TURN credentials; see turn.py)
     ice_servers: Callable[[str], list[dict[str, Any]]] = field(default=lambda _pid: [])
+    # Sharding (docs/operations.md): a shard refuses joins whose room differs from the /ws
+    # URL's `room` parameter, which the front hashes on; a shard also requires the parameter.
+    require_room_param: bool = False
+    region_header: str = "X-Proxy-Region"
+    shard_id: str = ""  # named in `welcome` when set (a shard of a cluster)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # offers waiting on a bridge
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -84,9 +92,15 @@ class Session:
         address: str,
         send: Callable[[dict[str, Any]], None],
         close: Callable[[int], None],
+        *,
+        room_param: str | None = None,
+        region: str | None = None,
     ) -> None:
         self.hub = hub
         self.address = address
+        self.room_param = room_param  # the /ws?room= the front routed on
+        self.region = region  # from the front's region header
+        self.offering = False
         self._send = send
         self._close = close
         self.participant: Participant | None = None
@@ -179,6 +193,10 @@ class Session:
             raise ProtocolError("already-joined", "this session already joined a room",
                                 request.ref)
         room_name: str = request.data["room"]
+        check_room_param(self.room_param, room_name, required=self.hub.require_room_param,
+                         ref=request.ref)
+        if self.region is None and request.get("region"):
+            self.region = clean_text(request.get("region"), 64) or None
         if request.get("resume"):
             self._resume(request, room_name)
             return
@@ -261,6 +279,8 @@ class Session:
             "forcedMute": sorted(participant.forced_mute),
             "iceServers": self.hub.ice_servers(participant.id),
         }
+        if self.hub.shard_id:
+            body["shard"] = self.hub.shard_id
         if ref is not None:
             body["ref"] = ref
         self._replied = True
@@ -310,14 +330,34 @@ class Session:
     # -- media and presence ---------------------------------------------------------------
 
     def on_offer(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        if self.offered:
+        # After a bridge failure the focus has forgotten the media: a fresh offer is welcome.
+        if self.offering or (self.offered and self.hub.focus.has_media(room.name, me.id)):
             raise ProtocolError("already-offered", "this session already sent its offer",
                                 request.ref)
+        self.offering = True
+        self._replied = True  # the answer (or an error) follows when the bridge answers
+        task = asyncio.get_running_loop().create_task(self._offer(request, me, room))
+        self.hub.tasks.add(task)
+        task.add_done_callback(self.hub.tasks.discard)
+
+    async def _offer(self, request: Request, me: Participant, room: Room) -> None:
+        focus = self.hub.focus
         try:
-            allocation = self.hub.focus.offer(room.name, me.id, request.data["sdp"],
-                                              blocked=frozenset(me.forced_mute))
+            allocation = await focus.offer(room.name, me.id, request.data["sdp"],
+                                           blocked=frozenset(me.forced_mute), region=self.region)
         except FocusError as exc:
-            raise ProtocolError(exc.code, exc.message, request.ref) from exc
+            self.send(ProtocolError(exc.code, exc.message, request.ref).reply())
+            return
+        except Exception:
+            log.exception("internal error placing media")
+            self.send(ProtocolError("internal-error", "the server failed to place your media",
+                                    request.ref).reply())
+            return
+        finally:
+            self.offering = False
+        if self.hub.rooms.find(room.name, me.id) is not me:
+            focus.leave(room.name, me.id)  # left while the bridge was answering
+            return
         self.offered = True
         me.has_media = True
         self.reply(request, {"type": "answer", "sdp": allocation.answer,

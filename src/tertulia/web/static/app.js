@@ -181,7 +181,7 @@ async function join({ room, name, audioMuted, videoMuted, stream, password }) {
   setState('connecting');
   renderMessage(root, { id: 'connecting-screen', title: 'Joining…', text: room, busy: true });
   const conf = new Conference({
-    room, name: cleanName(name), audioMuted, videoMuted, localStream: stream, signalUrl: signalUrl(location),
+    room, name: cleanName(name), audioMuted, videoMuted, localStream: stream, signalUrl: signalUrl(location, room),
     password: password ?? knownPassword(room), token,
   });
   app.conference = conf;

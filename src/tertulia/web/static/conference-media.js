@@ -96,7 +96,7 @@ export class ConferenceMedia extends EventTarget {
         break;
       } catch (err) {
         if (!current()) return;
-        if (err.code === 'bridge-unavailable' && attempt < 5) {
+        if (['bridge-unavailable', 'no-bridge', 'draining'].includes(err.code) && attempt < 5) {
           this.status('No media server available, retrying…', 'info', true);
           await sleep(3000);
           if (!current()) return;

@@ -240,6 +240,14 @@ export class Conference extends ConferenceMedia {
       }
     });
     this.controls.wire(signal, live);
+    signal.addEventListener('renegotiate', () => {
+      // Our bridge failed: the server forgot our media. Start it over with a fresh offer; the
+      // focus places it on another bridge.
+      if (!live()) return;
+      this.status('Reconnecting audio and video…', 'info', true);
+      this._closeMedia();
+      this._startMedia(gen, false);
+    });
     signal.addEventListener('error', (ev) => {
       if (!live()) return;
       const m = ev.detail;

@@ -1,10 +1,15 @@
 // Tertulia wire protocol: JSON over WebSocket. No DOM beyond WebSocket/EventTarget.
 // See docs/protocol.md.
 
-/** ws:// or wss:// + host + "/ws" for a Location-like object. */
-export function signalUrl(location = globalThis.location) {
+/**
+ * ws:// or wss:// + host + "/ws?room=<room>" for a Location-like object. The front (HAProxy)
+ * routes on the lower-cased `room` parameter so that a room lives on one shard; the server
+ * refuses a join for any other room.
+ */
+export function signalUrl(location = globalThis.location, room = null) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  return `${scheme}//${location.host}/ws`;
+  const query = room ? `?room=${encodeURIComponent(String(room).toLowerCase())}` : '';
+  return `${scheme}//${location.host}/ws${query}`;
 }
 
 /** An `error` message received as the reply to a request. */

@@ -1,0 +1,152 @@
+"""Sharding behind a real HAProxy (deploy/haproxy.cfg) with two real shard processes: rooms
+spread over both, a room never splits, a forced room goes where the map says, joins for another
+room than the /ws parameter are refused, and a stopped shard's rooms come back on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.cluster_procs import Proc, processes, wait_http
+from tests.server import free_port
+from tests.wsclient import Client
+
+pytestmark = pytest.mark.timeout(120)
+
+CONFIG = Path(__file__).resolve().parent.parent.parent / "deploy" / "haproxy.cfg"
+ROOMS = 24
+LIMITS = {"TERTULIA_JOINS_PER_SECOND_PER_ADDRESS": "1000",
+          "TERTULIA_JOIN_BURST_PER_ADDRESS": "1000",
+          "TERTULIA_CONNECTIONS_PER_ADDRESS": "1000"}
+
+
+@contextmanager
+def haproxy(port: int, shards: dict[str, int], forced: dict[str, str]) -> Iterator[str]:
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(binary).exists():
+        pytest.skip("haproxy is not installed (scripts/install-system-deps.sh)")
+    with tempfile.TemporaryDirectory() as tmp:
+        rooms_map = Path(tmp) / "rooms.map"
+        rooms_map.write_text("".join(f"{room} {server}\n" for room, server in forced.items()))
+        text = CONFIG.read_text()
+        text = text.replace("/etc/haproxy/tertulia-rooms.map", str(rooms_map))
+        text = text.replace("bind :80", f"bind 127.0.0.1:{port}")
+        text = text.replace("maxconn 50000", "maxconn 1000")  # within this machine's fd limit
+        text = re.sub(r"(?m)^    server shard(\d) \S+$",
+                      lambda m: f"    server shard{m[1]} 127.0.0.1:{shards['shard' + m[1]]}",
+                      text)
+        assert all(f"127.0.0.1:{p}" in text for p in shards.values())
+        cfg = Path(tmp) / "haproxy.cfg"
+        cfg.write_text(text)
+        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=10)
+        assert check.returncode == 0, check.stderr.decode()
+        with open(Path(tmp) / "haproxy.log", "wb") as log:
+            proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=log,
+                                    stderr=subprocess.STDOUT)
+            try:
+                yield f"127.0.0.1:{port}"
+            finally:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+async def join(http: aiohttp.ClientSession, front: str, room: str, name: str) -> Client:
+    client = await Client(http, f"ws://{front}/ws?room={room.lower()}", name).connect()
+    welcome = await client.request({"type": "join", "room": room, "name": name})
+    assert welcome["type"] == "welcome", welcome
+    client.welcome = welcome
+    return client
+
+
+async def rejoin(http: aiohttp.ClientSession, front: str, room: str, name: str) -> Client:
+    """What the web client does after losing its connection: retry with jittered backoff."""
+    delay = 0.2
+    for _ in range(20):  # bounded
+        try:
+            return await join(http, front, room, name)
+        except (aiohttp.ClientError, AssertionError, TimeoutError, OSError):
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 2.0)
+    raise AssertionError(f"{name} could not rejoin {room}")
+
+
+async def test_rooms_are_sharded_by_name_and_survive_a_shard_stop() -> None:
+    ports = {"shard1": free_port(), "shard2": free_port()}
+    with processes() as (_, procs):
+        shards = {}
+        for name, port in ports.items():
+            # Behind the front every client comes from its address: lift per-address limits.
+            procs.append(Proc(["shard", "--port", str(port), "--shard-id", name], env=LIMITS))
+            shards[name] = procs[-1]
+        for port in ports.values():
+            await wait_http(f"http://127.0.0.1:{port}/about/health")
+        with haproxy(free_port(), ports, {"forced-room": "shard2"}) as front:
+            await wait_http(f"http://{front}/")
+            async with aiohttp.ClientSession() as http:
+                # The page and the socket of one room go to the same shard.
+                async with http.get(f"http://{front}/Some-Room") as page:
+                    assert page.status == 200
+                    page_shard = page.headers["X-Tertulia-Shard"]
+                probe = await join(http, front, "Some-Room", "probe")
+                assert probe.welcome["shard"] == page_shard
+                await probe.ws.close()  # type: ignore[union-attr]
+
+                rooms = [f"Room-{i}" for i in range(ROOMS)] + ["forced-room"]
+                clients: dict[str, list[Client]] = {}
+                for room in rooms:
+                    clients[room] = [await join(http, front, room, f"{room}-{n}")
+                                     for n in ("a", "b")]
+                placed = {room: {c.welcome["shard"] for c in cs} for room, cs in clients.items()}
+                assert all(len(s) == 1 for s in placed.values()), placed  # never split
+                per_shard = {name: sum(1 for s in placed.values() if s == {name})
+                             for name in ports}
+                print(f"\nrooms per shard: {per_shard}")
+                assert all(count > 0 for count in per_shard.values()), per_shard
+                assert placed["forced-room"] == {"shard2"}
+                # The second participant saw the first: both are in one room on one shard.
+                for cs in clients.values():
+                    assert [p["id"] for p in cs[1].welcome["participants"]] == [
+                        cs[0].welcome["participant"]]
+
+                # A shard refuses a join for a room other than the one the front routed on.
+                direct = await Client(http, f"ws://127.0.0.1:{ports['shard1']}/ws?room=a",
+                                      "x").connect()
+                reply = await direct.request({"type": "join", "room": "b", "name": "x"})
+                assert reply["code"] == "wrong-room"
+                bare = await Client(http, f"ws://127.0.0.1:{ports['shard1']}/ws", "x").connect()
+                reply = await bare.request({"type": "join", "room": "a", "name": "x"})
+                assert reply["code"] == "room-param-required"
+
+                # Stop shard1: its rooms come back on shard2 when their clients reconnect.
+                victim, survivor = "shard1", "shard2"
+                moved = [room for room, s in placed.items() if s == {victim}]
+                stopped_at = time.monotonic()
+                shards[victim].kill()
+                await asyncio.gather(*(c.closed.wait() for r in moved for c in clients[r]))
+                again = await asyncio.gather(*(
+                    rejoin(http, front, room, f"{room}-{n}") for room in moved
+                    for n in ("a", "b")))
+                recovered = time.monotonic() - stopped_at
+                print(f"shard stop to {len(moved)} rooms ({len(again)} participants) rejoined "
+                      f"on the other shard: {recovered:.2f} s")
+                assert {c.welcome["shard"] for c in again} == {survivor}
+                by_room: dict[str, set[str]] = {}
+                for client in again:
+                    by_room.setdefault(client.welcome["room"], set()).add(client.welcome["shard"])
+                assert set(by_room) == {r.lower() for r in moved}
+                # Rooms that were on the survivor stayed there (consistent hashing).
+                async with http.get(f"http://127.0.0.1:{ports[survivor]}/about/health") as r:
+                    health = await r.json()
+                assert health["rooms"] == len(rooms)
+                assert health["participants"] == 2 * len(rooms)

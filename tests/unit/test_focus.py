@@ -1,0 +1,148 @@
+"""The focus with hand-written fake bridges: placement once per conference, failure moves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tertulia.bridge.bridge import Allocation, AllocationError
+from tertulia.focus.focus import BridgeClient, Focus, FocusError
+
+
+class FakeBridge:
+    def __init__(self, bridge_id: str) -> None:
+        self._id = bridge_id
+        self.endpoints: set[tuple[str, str]] = set()
+        self.blocked: list[tuple[str, str, bool]] = []
+
+    @property
+    def bridge_id(self) -> str:
+        return self._id
+
+    async def allocate(self, conference_id: str, endpoint_id: str, offer_sdp: str
+                       ) -> Allocation:
+        if offer_sdp == "bad":
+            raise AllocationError("bad-sdp", "nope")
+        self.endpoints.add((conference_id, endpoint_id))
+        return Allocation(f"answer from {self._id}", endpoint_id, f"http://{self._id}/ch")
+
+    async def expire(self, conference_id: str, endpoint_id: str) -> bool:
+        found = (conference_id, endpoint_id) in self.endpoints
+        self.endpoints.discard((conference_id, endpoint_id))
+        return found
+
+    async def set_blocked(self, conference_id: str, endpoint_id: str, kind: str,
+                          blocked: bool) -> bool:
+        self.blocked.append((endpoint_id, kind, blocked))
+        return True
+
+
+class FakePool:
+    def __init__(self, *bridges: FakeBridge) -> None:
+        self.live = {b.bridge_id: b for b in bridges}
+        self.choices: list[str | None] = []
+
+    async def choose(self, region: str | None) -> tuple[BridgeClient, str]:
+        self.choices.append(region)
+        if not self.live:
+            raise FocusError("no-bridge", "none")
+        bridge = self.live.get(region or "") or sorted(self.live.values(),
+                                                       key=lambda b: b.bridge_id)[0]
+        return bridge, "test"
+
+    def client(self, bridge_id: str) -> BridgeClient | None:
+        return self.live.get(bridge_id)
+
+
+async def settle() -> None:
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def test_a_conference_is_placed_once_and_stays_on_its_bridge() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    pool = FakePool(a, b)
+    focus = Focus(pool)
+    first = await focus.offer("room", "p1", "sdp", region="b")
+    second = await focus.offer("room", "p2", "sdp", region="a")  # region of a later joiner
+    assert first.answer == second.answer == "answer from b"  # no spreading without relays
+    assert pool.choices == ["b"]
+    assert focus.bridge_of("room") == "b" and len(b.endpoints) == 2 and not a.endpoints
+    await focus.offer("other", "p3", "sdp", region=None, blocked=frozenset({"audio"}))
+    assert a.blocked == [("p3", "audio", True)]
+
+
+async def test_leave_expires_and_forgets_the_empty_conference() -> None:
+    a = FakeBridge("a")
+    focus = Focus(FakePool(a))
+    await focus.offer("room", "p1", "sdp")
+    focus.leave("room", "p1")
+    focus.leave("room", "p1")  # idempotent
+    await settle()
+    assert not a.endpoints and "room" not in focus.conferences
+
+
+async def test_allocation_errors_become_focus_errors_and_leave_nothing_behind() -> None:
+    focus = Focus(FakePool(FakeBridge("a")))
+    with pytest.raises(FocusError) as info:
+        await focus.offer("room", "p1", "bad")
+    assert info.value.code == "bad-sdp" and not focus.conferences
+    with pytest.raises(FocusError) as info:
+        await Focus(FakePool()).offer("room", "p1", "sdp")
+    assert info.value.code == "no-bridge"
+
+
+async def test_a_failed_bridge_asks_its_participants_to_renegotiate_elsewhere() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    pool = FakePool(a, b)
+    focus = Focus(pool)
+    asked: list[tuple[str, str, str]] = []
+    focus.on_renegotiate = lambda room, pid, reason: asked.append((room, pid, reason))
+    for pid in ("p1", "p2", "p3"):
+        await focus.offer("room", pid, "sdp")
+    await focus.offer("elsewhere", "q1", "sdp", region="b")
+    assert focus.bridge_of("room") == "a"
+
+    del pool.live["a"]
+    focus.bridge_failed("a")
+    assert sorted(asked) == [("room", p, "bridge-failed") for p in ("p1", "p2", "p3")]
+    assert focus.moved == 3
+    assert not focus.has_media("room", "p1") and focus.has_media("elsewhere", "q1")
+    for pid in ("p1", "p2", "p3"):  # each sends a fresh offer
+        answer = await focus.offer("room", pid, "sdp")
+        assert answer.answer == "answer from b"
+    assert focus.bridge_of("room") == "b"
+    assert {e for _, e in b.endpoints} == {"p1", "p2", "p3", "q1"}
+
+
+async def test_endpoint_expired_by_the_bridge_reports_media_lost() -> None:
+    a = FakeBridge("a")
+    focus = Focus(FakePool(a))
+    lost: list[tuple[str, str, str]] = []
+    focus.on_media_lost = lambda room, pid, reason: lost.append((room, pid, reason))
+    await focus.offer("room", "p1", "sdp")
+    conference_id = focus.conferences["room"].conference_id
+    focus.endpoint_expired(conference_id, "p1", "media-timeout")
+    focus.endpoint_expired(conference_id, "p1", "media-timeout")  # once only
+    assert lost == [("room", "p1", "media-timeout")]
+
+
+async def test_an_answer_from_a_bridge_that_failed_meanwhile_is_refused() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    pool = FakePool(a, b)
+    focus = Focus(pool)
+    original = a.allocate
+
+    async def slow_allocate(conference_id: str, endpoint_id: str, offer_sdp: str) -> Allocation:
+        answer = await original(conference_id, endpoint_id, offer_sdp)
+        focus.bridge_failed("a")  # dies just after answering
+        return answer
+
+    a.allocate = slow_allocate  # type: ignore[method-assign]
+    with pytest.raises(FocusError) as info:
+        await focus.offer("room", "p1", "sdp")
+    assert info.value.code == "bridge-unavailable"
+    assert not focus.has_media("room", "p1")
+    del pool.live["a"]
+    assert (await focus.offer("room", "p1", "sdp")).answer == "answer from b"
