@@ -11,7 +11,7 @@ from aiohttp import web
 
 from tertulia.bridge.bridge import Bridge
 from tertulia.config import Settings, validate
-from tertulia.serve import build
+from tertulia.serve import build, make_runner
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -45,7 +45,7 @@ async def running_server(**overrides: object) -> AsyncIterator[RunningServer]:
         )
     )
     app, bridge = build(settings)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

@@ -84,10 +84,17 @@ def build(settings: Settings) -> tuple[web.Application, Bridge]:
     return app, bridge
 
 
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The HTTP runner. aiohttp's keep-alive timer also runs from the moment a connection is
+    accepted and closes it when no complete request head has arrived by then, so it bounds
+    slow and silent clients (slowloris) as well as idle keep-alive connections."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_timeout)
+
+
 async def run(settings: Settings) -> None:
     raise_nofile_limit()
     app, _bridge = build(settings)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
     acceptor = Acceptor()
