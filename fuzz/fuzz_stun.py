@@ -16,7 +16,8 @@ from pathlib import Path
 
 import atheris
 
-with atheris.instrument_imports(include=["tertulia"]):
+# aioice's STUN codec is the parser under test here, so it is instrumented too.
+with atheris.instrument_imports(include=["tertulia", "aioice.stun"]):
     from tertulia.bridge.bridge import Bridge, BridgeSettings
     from tertulia.bridge.transport import ice
 
