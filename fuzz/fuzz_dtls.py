@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of DTLS record framing and the bridge's DTLS server.
 
-    python fuzz/fuzz_dtls.py fuzz/corpus/dtls -runs=100000
+    python fuzz/fuzz_dtls.py NEW_INPUTS_DIR fuzz/corpus/dtls -runs=100000
 
 ``split_records`` (RFC 6347 §4.1) must cut any buffer into pieces that join back to it, and
 ``pack_datagrams`` must keep every record whole; a fresh ``DtlsServer`` fed the input (as one

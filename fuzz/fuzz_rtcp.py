@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of RTCP compound packets and every feedback type the bridge reads.
 
-    python fuzz/fuzz_rtcp.py fuzz/corpus/rtcp -runs=100000
+    python fuzz/fuzz_rtcp.py NEW_INPUTS_DIR fuzz/corpus/rtcp -runs=100000
 
 SR, RR, SDES, BYE, generic NACK, PLI, FIR, REMB, transport-cc and unknown packets. Invariant:
 only ``RtcpParseError`` comes out of parsing, and what was parsed writes back to bytes that

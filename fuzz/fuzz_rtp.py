@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of RTP parsing: header, CSRCs, RFC 8285 extensions, VP8 descriptor.
 
-    python fuzz/fuzz_rtp.py fuzz/corpus/rtp -runs=100000
+    python fuzz/fuzz_rtp.py NEW_INPUTS_DIR fuzz/corpus/rtp -runs=100000
 
 Invariants: only ``RtpParseError``/``ValueError`` may come out of the parsers; a parsed packet
 writes back to bytes that parse to the same packet; rewriting the header keeps the payload.

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of SDP offer parsing, negotiation and answer building.
 
-    python fuzz/fuzz_sdp.py fuzz/corpus/sdp -runs=20000
+    python fuzz/fuzz_sdp.py NEW_INPUTS_DIR fuzz/corpus/sdp -runs=20000
 
 Each input (decoded as UTF-8 with replacement, as aiohttp hands text frames over) is allocated
 on a real ``Bridge``: ``parse_offer``, ``negotiate``, the endpoint and the SDP answer. Invariant:

@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of signalling and bridge-channel message validation.
 
-    python fuzz/fuzz_signal.py fuzz/corpus/signal -runs=100000
+    python fuzz/fuzz_signal.py NEW_INPUTS_DIR fuzz/corpus/signal -runs=100000
 
 Invariants: ``parse_client_message`` raises only ``ProtocolError`` with a code and a message;
 a validated ``join`` has a normalised room name and a cleaned display name (no control or

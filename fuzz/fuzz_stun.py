@@ -1,6 +1,6 @@
 """Coverage-guided fuzzing of STUN through the bridge's own datagram path (demux + ICE-lite).
 
-    python fuzz/fuzz_stun.py fuzz/corpus/stun -runs=100000
+    python fuzz/fuzz_stun.py NEW_INPUTS_DIR fuzz/corpus/stun -runs=100000
 
 Each input goes to ``Bridge.datagram_received`` (RFC 7983 demultiplexing, STUN parsing, the
 ICE-lite connectivity check of an allocated endpoint whose credentials are fixed so that the
