@@ -128,7 +128,7 @@ class SignalSocket(web.WebSocketResponse):
         self, *, code: int = 1000, message: bytes = b"", drain: bool = True
     ) -> bool:
         if code == 1009 and not message:
-            message = f"message too big: frames over {HARD_FRAME_LIMIT} bytes close".encode()
+            message = f"message too big: frames over {HARD_FRAME_LIMIT} bytes are refused".encode()
         return await super().close(code=code, message=message, drain=drain)
 
 
