@@ -22,18 +22,15 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aioice import stun
 
-from tests.server import free_port
+from tests.server import ServerProcess as Server
+from tests.server import server_process as serve
 
 
 def rss_mib(pid: int) -> float:
@@ -42,46 +39,6 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    media_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@asynccontextmanager
-async def serve(extra_env: dict[str, str] | None = None) -> AsyncIterator[Server]:
-    """`tertulia serve` in its own process on free loopback ports."""
-    port, media = free_port(), free_port(socket.SOCK_DGRAM)
-    env = {**os.environ, "TERTULIA_LOG_LEVEL": "error", **(extra_env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tertulia", "serve", "--port", str(port), "--media-port",
-         str(media)], env=env, stdout=subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{port}/about/health") as resp:
-                        if resp.status == 200:
-                            break
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the server did not start")
-        yield Server(process, port, media)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 GARBAGE_TEXT = [

@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bench.flood_memory import final_state, flood, serve
+from bench.flood_memory import final_state, flood
+
+from tests.server import server_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -18,7 +20,7 @@ GROWTH_BOUND_MIB = 25.0  # observed: about 1 MiB (bench/RESULTS.md); unbounded g
 
 async def test_rss_levels_off_under_a_flood() -> None:
     env = {"TERTULIA_RESUME_GRACE": "1", "TERTULIA_REQUEST_TIMEOUT": "2"}
-    async with serve(env) as server:
+    async with server_process(env) as server:
         samples = await flood(server, rounds=9, connections=80, datagram_count=4000,
                               addresses=20, report=False)
         assert samples[-1]["ws_connections"] >= 9 * 80 * 0.9  # the flood really happened

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.server import RunningServer, running_server
+from tests.server import RunningServer, running_server, server_process
 from tests.wsclient import Client
 
 pytestmark = pytest.mark.timeout(90)
@@ -251,3 +251,14 @@ async def test_display_name_and_chat_injection_is_neutralised() -> None:
         assert "empty" in error["message"]
         await c.close()
         await watcher.close()
+
+
+async def test_tertulia_serve_process_drops_a_silent_connection() -> None:
+    """The same bound holds in `tertulia serve` itself (its own accept loop), not only in the
+    in-process test server."""
+    async with server_process({"TERTULIA_REQUEST_TIMEOUT": str(TIMEOUT)}) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # never finished
+        await writer.drain()
+        await closed_after(reader, TIMEOUT + GRACE)
+        writer.close()
