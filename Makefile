@@ -13,6 +13,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[fast,test]'
+	$(VENV)/bin/pip install -q -e '.[fuzz]' || echo "atheris unavailable here: fuzz harness tests will be skipped"
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,7 +30,7 @@ test: install-test
 	bash scripts/run-tests.sh
 
 lint: install-test
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests fuzz bench
 	$(VENV)/bin/mypy
 
 unit: install-test

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-"$VENV/bin/ruff" check src tests
+"$VENV/bin/ruff" check src tests fuzz bench
 "$VENV/bin/mypy"
 PYTEST=("$VENV/bin/python" -m pytest "$@")
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then

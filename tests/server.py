@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
+import aiohttp
 from aiohttp import web
 
 from tertulia.bridge.bridge import Bridge
 from tertulia.config import Settings, validate
-from tertulia.serve import build
+from tertulia.serve import build, make_runner
 from tertulia.tls import prepare
 
 
@@ -49,7 +55,7 @@ async def running_server(**overrides: object) -> AsyncIterator[RunningServer]:
     )
     server_tls = prepare(settings)
     app, bridge = build(settings, server_tls)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port,
                        ssl_context=server_tls.context if server_tls else None)
@@ -58,3 +64,43 @@ async def running_server(**overrides: object) -> AsyncIterator[RunningServer]:
         yield RunningServer(settings, bridge, app)
     finally:
         await runner.cleanup()
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    media_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def server_process(extra_env: dict[str, str] | None = None) -> AsyncIterator[ServerProcess]:
+    """`tertulia serve` in its own process on free loopback ports."""
+    port, media = free_port(), free_port(socket.SOCK_DGRAM)
+    env = {**os.environ, "TERTULIA_LOG_LEVEL": "error", **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tertulia", "serve", "--port", str(port), "--media-port",
+         str(media)], env=env, stdout=subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{port}/about/health") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the server did not start")
+        yield ServerProcess(process, port, media)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

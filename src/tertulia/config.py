@@ -55,6 +55,8 @@ class Settings:
     lobby_queue: int = _LIMITS.lobby_queue
     resume_grace: float = _LIMITS.resume_grace
     connections_per_address: int = _LIMITS.connections_per_address
+    request_timeout: float = _LIMITS.request_timeout
+    idle_socket_timeout: float = _LIMITS.idle_socket_timeout
     # room tokens (JWT); enabled when a secret or a public key is configured
     token_secret: str = ""
     token_public_key_file: str = ""
@@ -206,7 +208,7 @@ def validate(settings: Settings) -> Settings:
         "joins_per_second_per_address", "join_burst_per_address",
         "password_guesses_per_minute", "password_guesses_per_minute_per_address",
         "max_participants_per_room", "max_rooms", "chat_history", "lobby_queue",
-        "connections_per_address",
+        "connections_per_address", "request_timeout", "idle_socket_timeout",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")

@@ -91,6 +91,7 @@ class SignalCollector(Collector):
             ("rate_limited", "Requests refused by a rate limit"),
             ("auth_failures", "Joins refused for a bad token or password"),
             ("knocks", "Lobby knocks"),
+            ("idle_closed", "Signalling WebSockets closed for sitting silent outside a room"),
         ):
             yield CounterMetricFamily(f"tertulia_signal_{key}", doc,
                                       value=float(self.hub.counters[key]))

@@ -107,12 +107,19 @@ def public_url(settings: Settings) -> str:
     return f"{scheme}://{shown}{'' if settings.port == default else f':{settings.port}'}/"
 
 
+def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
+    """The HTTP runner. aiohttp's keep-alive timer also runs from the moment a connection is
+    accepted and closes it when no complete request head has arrived by then, so it bounds
+    slow and silent clients (slowloris) as well as idle keep-alive connections."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_timeout)
+
+
 async def run(settings: Settings) -> None:
     raise_nofile_limit()
     settings = await advertise_discovered(settings)  # --stun-server without --public-ip
     server_tls = tls.prepare(settings)  # TlsError (a ValueError) says what is wrong
     app, _bridge = build(settings, server_tls)
-    runner = web.AppRunner(app, access_log=None)
+    runner = make_runner(app, settings)
     await runner.setup()
     # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
     acceptor = Acceptor()

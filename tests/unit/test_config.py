@@ -37,6 +37,8 @@ def test_config_file_from_env_and_table(tmp_path: Path) -> None:
         ('token_secret = "short"', "tokens"),
         ("max_rooms = 0", "max_rooms"),
         ('allow_anonymous = "perhaps"', "allow_anonymous"),
+        ("request_timeout = 0", "request_timeout must be positive"),
+        ("idle_socket_timeout = -1", "idle_socket_timeout must be positive"),
     ],
 )
 def test_invalid_settings_are_reported(tmp_path: Path, text: str, needle: str) -> None:
@@ -57,3 +59,11 @@ def test_cluster_settings_are_validated() -> None:
                 dict(region="")):
         with pytest.raises(ConfigError):
             validate(Settings(**bad))  # type: ignore[arg-type]
+
+
+def test_slow_client_timeouts_reach_the_limits() -> None:
+    s = load(None, env={"TERTULIA_REQUEST_TIMEOUT": "5", "TERTULIA_IDLE_SOCKET_TIMEOUT": "20"})
+    limits = s.limits()
+    assert (limits.request_timeout, limits.idle_socket_timeout) == (5.0, 20.0)
+    assert (load(None, env={}).request_timeout, load(None, env={}).idle_socket_timeout) == (
+        15.0, 60.0)

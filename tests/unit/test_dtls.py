@@ -97,3 +97,10 @@ def test_records_are_split_and_packed_under_mtu() -> None:
     datagrams = pack_datagrams(records, mtu=1200)
     assert [len(d) for d in datagrams] == [1126, 313]
     assert b"".join(datagrams) == data
+
+
+def test_empty_datagram_is_ignored() -> None:
+    """Regression (fuzz/fuzz_dtls.py): feeding b"" raised OpenSSL.SSL.Error from bio_write."""
+    server = DtlsServer(DtlsCertificate.generate(), "AA:BB")
+    assert server.feed(b"") == []
+    assert server.state == DtlsState.NEW

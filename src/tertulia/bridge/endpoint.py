@@ -37,6 +37,9 @@ from tertulia.protocol.sdp import (
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+# SSRCs an endpoint may use (declared and learned). A browser uses about ten: audio, three
+# simulcast layers and their RTX, a screen and its RTX; SSRCs beyond this are not forwarded.
+MAX_SSRCS = 64
 Transmit = Callable[[bytes, Address], None]
 
 
@@ -227,7 +230,10 @@ class Endpoint:
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
     ) -> SendingMedia | None:
         """Which sending media a new SSRC belongs to: by its mid header extension (RFC 8843
-        §9.2), else by payload type when only one sending media uses it."""
+        §9.2), else by payload type when only one sending media uses it. At most MAX_SSRCS
+        are learned per endpoint, so a client cycling through SSRCs cannot grow memory."""
+        if len(self.media_by_ssrc) >= MAX_SSRCS:
+            return None
         for ext_id, value in extensions:
             if ext_id in self._mid_ext_ids:
                 media = self.by_mid.get(value.decode(errors="replace"))

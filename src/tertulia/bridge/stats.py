@@ -122,20 +122,19 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
 
 def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
     """Per endpoint: its downlink estimate, what the bridge sends it, probing, and which
-    layer (by height) it gets of each sender's camera (None: suspended to fit)."""
+    layer (by height) it gets of each camera it wants (None: suspended to fit). No ids: the
+    route is public, and rooms and participants must not be enumerable."""
     out: list[dict[str, Any]] = []
     for conference in bridge.conferences.values():
         for endpoint in conference.endpoints.values():
             estimate = endpoint.estimate.value(now)
-            layers: dict[str, int | None] = {}
+            layers: list[int | None] = []
             for sender_id, ssrc in endpoint.allocation.items():
                 sender = conference.endpoints.get(sender_id)
                 video = sender.sending.get("video") if sender else None
-                layers[sender_id] = (
-                    video.layer_height.get(ssrc) if video is not None and ssrc else None
-                )
+                layers.append(video.layer_height.get(ssrc) if video is not None and ssrc else None)
             out.append({
-                "endpoint": endpoint.id,
+                "conference_size": len(conference.endpoints),
                 "estimate_bps": round(estimate) if estimate is not None else None,
                 "send_bps": round(endpoint.send_rate.bps),
                 "padding_bps": round(endpoint.padding_bps),

@@ -104,10 +104,12 @@ async def wait_drained(bridge: Bridge, timeout: float) -> bool:
 
 
 async def run(settings: Settings) -> None:
+    from tertulia.serve import make_runner
+
     proc = build(settings)
     bridge = proc.bridge
     await bridge.start()
-    runner = web.AppRunner(proc.app, access_log=None)
+    runner = make_runner(proc.app, settings)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.control_port)
     await site.start()

@@ -90,11 +90,11 @@ def build(settings: Settings, registry: Registry | None = None) -> ShardProcess:
 
 
 async def run(settings: Settings) -> None:
-    from tertulia.serve import raise_nofile_limit
+    from tertulia.serve import make_runner, raise_nofile_limit
 
     raise_nofile_limit()
     proc = build(settings)
-    runner = web.AppRunner(proc.app, access_log=None)
+    runner = make_runner(proc.app, settings)
     await runner.setup()
     acceptor = Acceptor()  # answers 503 instead of failing when descriptors run out
     await acceptor.start(runner, settings.host, settings.port)

@@ -120,6 +120,18 @@ class Outlet:
                 return
 
 
+class SignalSocket(web.WebSocketResponse):
+    """aiohttp closes a socket that sends an oversized frame with 1009 and no reason; this
+    adds one, so the client learns why (RFC 6455 §7.4.1)."""
+
+    async def close(
+        self, *, code: int = 1000, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == 1009 and not message:
+            message = f"message too big: frames over {HARD_FRAME_LIMIT} bytes are refused".encode()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     address = request.remote or "unknown"
@@ -130,7 +142,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
              "message": "too many open connections from your address"},
             status=429,
         )
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=HARD_FRAME_LIMIT)
+    ws = SignalSocket(heartbeat=HEARTBEAT, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     hub.per_address[address] += 1
     outlet = Outlet(ws)
@@ -139,8 +151,20 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                       region=request.headers.get(hub.region_header) or None)
     writer = asyncio.create_task(outlet.run())
     hub.connections[id(outlet)] = outlet.close
+    idle_limit = hub.limits.idle_socket_timeout
     try:
-        async for msg in ws:
+        while True:
+            # Outside a room (and not knocking) a socket must not sit silent: slowloris at the
+            # WebSocket level. Inside one, the heartbeat finds dead peers.
+            idle = session.participant is None and session.knock is None
+            try:
+                msg = await ws.receive(timeout=idle_limit if idle else None)
+            except TimeoutError:
+                hub.counters["idle_closed"] += 1
+                await ws.close(code=1008, message=b"idle: no join and no message")
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                break
             if msg.type == WSMsgType.TEXT:
                 session.handle(msg.data)
             elif msg.type == WSMsgType.BINARY:

@@ -90,3 +90,9 @@ class Limits:
     lobby_queue: int = 50
     resume_grace: float = 10.0
     connections_per_address: int = 500
+    # Slow clients (slowloris): a connection must deliver a complete HTTP request head within
+    # ``request_timeout`` seconds of connecting or of its previous response, and an upgraded
+    # signalling WebSocket that is in no room (and not knocking) and sends nothing for
+    # ``idle_socket_timeout`` seconds is closed.
+    request_timeout: float = 15.0
+    idle_socket_timeout: float = 60.0

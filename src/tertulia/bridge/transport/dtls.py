@@ -163,8 +163,8 @@ class DtlsServer:
 
     def feed(self, datagram: bytes) -> list[bytes]:
         """Process one incoming DTLS datagram; returns datagrams to send back."""
-        if self.state in (DtlsState.FAILED, DtlsState.CLOSED):
-            return []
+        if self.state in (DtlsState.FAILED, DtlsState.CLOSED) or not datagram:
+            return []  # OpenSSL's BIO_write refuses an empty buffer (found by fuzz/fuzz_dtls.py)
         self._conn.bio_write(datagram)
         if self.state in (DtlsState.NEW, DtlsState.CONNECTING):
             self.state = DtlsState.CONNECTING
