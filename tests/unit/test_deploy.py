@@ -100,6 +100,8 @@ def test_systemd_units(name: str) -> None:
     assert f"/bin/tertulia {command} " in service["ExecStart"]
     if command == "bridge":
         assert "--region %i" in service["ExecStart"]
+        # SIGTERM drains; systemd must not kill a draining bridge before drain_timeout
+        assert int(service["TimeoutStopSec"]) >= Settings().drain_timeout
 
 
 @pytest.mark.parametrize("name", UNITS)
