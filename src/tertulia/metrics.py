@@ -28,6 +28,7 @@ _BRIDGE_GAUGES = {
     "bit_rate_download": "Bits per second received",
     "bit_rate_upload": "Bits per second sent",
     "stress_level": "Packet rate over the bridge's threshold",
+    "rtt_aggregate": "Mean round-trip time to receivers (ms), from their reception reports",
 }
 _BRIDGE_COUNTERS = {
     "packets_in": "Packets received",

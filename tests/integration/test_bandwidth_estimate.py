@@ -28,6 +28,11 @@ async def test_receiver_estimates_are_read_exposed_and_obeyed() -> None:
                 and endpoint.estimate.value(bridge.clock()) is not None,
                 timeout=30,
             ), endpoint.stats
+            # Its reception reports quote the sender reports the bridge regenerated for it:
+            # round-trip time on loopback, well under 100 ms.
+            assert await wait_until(lambda: endpoint.rtt.samples > 0, timeout=20)
+            assert endpoint.rtt.rtt is not None and 0 <= endpoint.rtt.rtt < 0.1
+            assert bridge.stats()["rtt_aggregate"] > 0
             url = f"http://127.0.0.1:{server.settings.port}/about/bridge/endpoints"
             async with aiohttp.ClientSession() as http, http.get(url) as resp:
                 listed = (await resp.json())["endpoints"]

@@ -109,3 +109,23 @@ def test_abs_send_time_is_stamped_in_place() -> None:
     assert not set_extension_value(packet, 7, b"abc")  # absent: untouched
     assert not set_extension_value(packet, 4, b"too long")  # other size: untouched
     assert abs_send_time(64.0) == bytes(3)  # 6.18 fixed point wraps every 64 s
+
+
+def test_round_trip_time_from_reception_reports() -> None:
+    from tertulia.bridge.bwe import RttMeter
+
+    meter = RttMeter()
+    ntp = (3_900_000_000 << 32) | 0x8000_0000  # .5 s
+    lsr = (ntp >> 16) & 0xFFFFFFFF
+    meter.on_sender_report(ntp, 10.0)
+    assert meter.on_block(0, 0, 10.5) is None  # LSR 0: no SR received yet
+    assert meter.on_block(lsr + 1, 0, 10.5) is None  # an SR we never sent
+    # the receiver held the SR 0.25 s (DLSR in 1/65536 s) and its report arrived at 10.33 s
+    sample = meter.on_block(lsr, 16384, 10.33)
+    assert sample is not None and abs(sample - 0.08) < 1e-9
+    assert meter.rtt == sample
+    meter.on_block(lsr, 16384, 10.41)  # a later, slower sample moves SRTT by 1/8
+    assert meter.rtt is not None and abs(meter.rtt - (0.08 + (0.16 - 0.08) / 8)) < 1e-9
+    for k in range(40):  # memory stays bounded
+        meter.on_sender_report(ntp + (k << 20), 11.0 + k)
+    assert len(meter.sent) <= 32

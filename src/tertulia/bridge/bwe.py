@@ -193,3 +193,33 @@ class TwccRecorder:
         for seq in [s for s, at in self.arrivals.items() if s < base or at < limit]:
             del self.arrivals[seq]
         return out
+
+
+@dataclass(slots=True)
+class RttMeter:
+    """Round-trip time to one receiver from its reception reports (RFC 3550 §6.4.1).
+
+    The bridge remembers when it sent each sender report, keyed by the report's LSR value (the
+    middle 32 bits of its NTP timestamp, whoever's clock that is); a reception block quoting
+    that LSR gives RTT = now - sent - DLSR. Smoothed like TCP's SRTT (RFC 6298 §2, alpha 1/8).
+    """
+
+    sent: dict[int, float] = field(default_factory=dict)  # LSR -> when the SR left
+    rtt: float | None = None
+    samples: int = 0
+
+    def on_sender_report(self, ntp_timestamp: int, now: float) -> None:
+        self.sent[(ntp_timestamp >> 16) & 0xFFFFFFFF] = now
+        if len(self.sent) > 32:  # a few seconds of reports; the oldest go first
+            del self.sent[next(iter(self.sent))]
+
+    def on_block(self, lsr: int, dlsr: int, now: float) -> float | None:
+        at = self.sent.get(lsr)
+        if not lsr or at is None:
+            return None  # no SR received yet (LSR 0), or one we no longer remember
+        sample = now - at - dlsr / 65536
+        if sample < 0:
+            return None
+        self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
+        self.samples += 1
+        return sample

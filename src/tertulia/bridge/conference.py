@@ -391,7 +391,7 @@ class Conference:
             if isinstance(packet, (SenderReport, ReceiverReport)):
                 self._loss_reports(endpoint, packet, now)
             if isinstance(packet, SenderReport):
-                self._forward_sender_report(endpoint, packet)
+                self._forward_sender_report(endpoint, packet, now)
             elif isinstance(packet, Pli):
                 self._keyframe_for_slot(endpoint, packet.media_ssrc, now)
             elif isinstance(packet, Fir):
@@ -412,6 +412,7 @@ class Conference:
         """Loss the receiver reports on video we send it feeds its estimate (bwe.py)."""
         worst: float | None = None
         for block in report.reports:
+            receiver.rtt.on_block(block.lsr, block.dlsr, now)
             stream = receiver.stream_by_ssrc.get(block.ssrc)
             if stream is not None and stream.kind == "video":
                 fraction = block.fraction_lost / 256  # RFC 3550 §6.4.1
@@ -428,7 +429,8 @@ class Conference:
         if sender is not None:
             self.request_keyframe(sender, now, stream.role)
 
-    def _forward_sender_report(self, sender: Endpoint, report: SenderReport) -> None:
+    def _forward_sender_report(self, sender: Endpoint, report: SenderReport, now: float
+                               ) -> None:
         """Regenerate the sender's SR for each receiver, in that receiver's stream terms.
 
         The NTP/RTP timestamp pair (RFC 3550 §6.4.1) is what lets a receiver line up audio
@@ -453,3 +455,4 @@ class Conference:
             )
             sdes = Sdes(chunks=[(stream.ssrc, [(SDES_CNAME, stream.cname.encode())])])
             receiver.send_rtcp([sr, sdes])
+            receiver.rtt.on_sender_report(report.ntp_timestamp, now)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, TwccRecorder
+from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, RttMeter, TwccRecorder
 from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.rtp.history import PacketHistory
 from tertulia.bridge.rtp.packet import abs_send_time, set_extension_value
@@ -180,6 +180,7 @@ class Endpoint:
         )
         self.twcc = TwccRecorder()
         self.estimate = ReceiverEstimate()
+        self.rtt = RttMeter()  # from its reception reports about the SRs we send it
         self.send_rate = RateMeter()
         self.allocation: dict[str, int | None] = {}  # sender id -> layer SSRC (None: off)
         self.bwe_suspended: set[str] = set()  # senders whose video does not fit the estimate

@@ -84,6 +84,7 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
                for m in e.sending.values()):
             sending_video += 1
     totals = bridge.closed_totals.add(live)
+    rtts = [e.rtt.rtt for e in endpoints if e.rtt.rtt is not None]
     rates = bridge.sampler.rates(totals, now)
     counters = bridge.counters
     return {
@@ -101,6 +102,8 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "stress_level": round(
             max(rates.packet_rate_download, rates.packet_rate_upload) / PACKET_RATE_THRESHOLD, 4
         ),
+        # mean of the endpoints' smoothed round-trip times (ms), as Jitsi's rtt_aggregate
+        "rtt_aggregate": round(sum(rtts) / len(rtts) * 1000, 1) if rtts else 0.0,
         "region": bridge.settings.region,
         "drain": bridge.draining,
         "graceful_shutdown": bridge.shutting_down,
@@ -139,6 +142,7 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                 "send_bps": round(endpoint.send_rate.bps),
                 "padding_bps": round(endpoint.padding_bps),
                 "loss": round(endpoint.estimate.last_loss, 4),
+                "rtt_ms": None if endpoint.rtt.rtt is None else round(endpoint.rtt.rtt * 1000, 1),
                 "remb_received": endpoint.stats.remb_received,
                 "transport_feedback_sent": endpoint.stats.twcc_sent,
                 "padding_packets": endpoint.stats.padding_sent,
