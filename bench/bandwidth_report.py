@@ -1,0 +1,120 @@
+"""Table and plot of a throttled-link run (tests/browser/test_bandwidth.py).
+
+    TERTULIA_BANDWIDTH_TEST=1 TERTULIA_BANDWIDTH_TIMELINE=/tmp/bw.json \\
+      unshare -n sh -c 'ip link set lo up && exec .venv/bin/python -m pytest -q -s \\
+      tests/browser/test_bandwidth.py'
+    .venv/bin/python -m bench.bandwidth_report /tmp/bw.json --out bench/bandwidth
+
+writes bench/bandwidth.md (per phase: layer, bitrate, loss, estimate per receiver) and
+bench/bandwidth.png (the same over time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RECEIVERS = ("slow", "steady")
+
+
+def series(rows: list[dict[str, Any]], name: str) -> list[dict[str, float]]:
+    """Per sample: time, width, received kbit/s, cumulative loss fraction, estimate kbit/s."""
+    out: list[dict[str, float]] = []
+    previous: tuple[float, int] | None = None
+    for row in rows:
+        view = row.get(name)
+        if not view:
+            continue
+        t, sent_bytes = float(row["t"]), int(view["bytes"])
+        kbps = 0.0
+        if previous is not None and t > previous[0]:
+            kbps = (sent_bytes - previous[1]) * 8 / (t - previous[0]) / 1000
+        previous = (t, sent_bytes)
+        received, lost = int(view["received"]), int(view["lost"])
+        estimate = view.get("estimate")
+        out.append({
+            "t": t, "width": float(view["width"]), "kbps": kbps,
+            "received": float(received), "lost": float(lost),
+            "estimate": float(estimate) / 1000 if estimate else 0.0,
+            "phase": {"open": 0.0, "limited": 1.0, "lifted": 2.0}[row["phase"]],
+        })
+    return out
+
+
+def phase_table(data: dict[str, Any]) -> str:
+    rows = data["rows"]
+    lines = [
+        "| phase | receiver | width (px) | video kbit/s (mean) | loss | estimate kbit/s (last) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for phase, code in (("open", 0.0), ("limited", 1.0), ("lifted", 2.0)):
+        for name in RECEIVERS:
+            points = [p for p in series(rows, name) if p["phase"] == code]
+            if len(points) < 2:
+                continue
+            widths = sorted({int(p["width"]) for p in points})
+            mean = sum(p["kbps"] for p in points[1:]) / (len(points) - 1)
+            got = points[-1]["received"] - points[0]["received"]
+            lost = points[-1]["lost"] - points[0]["lost"]
+            loss = lost / max(1.0, got + lost)
+            lines.append(
+                f"| {phase} | {name} | {'/'.join(map(str, widths))} | {mean:.0f} | "
+                f"{loss:.2%} | {points[-1]['estimate']:.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def plot(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    for name, colour in zip(RECEIVERS, ("tab:red", "tab:blue"), strict=True):
+        points = series(data["rows"], name)
+        t = [p["t"] for p in points]
+        axes[0].step(t, [p["width"] for p in points], where="post", color=colour, label=name)
+        axes[1].plot(t, [p["kbps"] for p in points], color=colour, label=f"{name} received")
+        axes[1].plot(t, [p["estimate"] for p in points], color=colour, linestyle=":",
+                     label=f"{name} estimate")
+        lost = [p["lost"] for p in points]
+        axes[2].plot(t, lost, color=colour, label=name)
+    for phase, label in (("limited", f"limit {data.get('limit', '')}"), ("lifted", "lifted")):
+        start = next((r["t"] for r in data["rows"] if r["phase"] == phase), None)
+        if start is not None:
+            for ax in axes:
+                ax.axvline(start, color="grey", linestyle="--", linewidth=1)
+            axes[0].annotate(label, (start, 0), textcoords="offset points", xytext=(4, 6))
+    axes[0].set_ylabel("width of the\nsender's video (px)")
+    axes[1].set_ylabel("kbit/s")
+    axes[2].set_ylabel("video packets\nlost (cumulative)")
+    axes[2].set_xlabel("seconds")
+    axes[0].set_title("A receiver behind a throttled link (red) and one on a good link (blue)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("timeline", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("bench/bandwidth"))
+    args = parser.parse_args()
+    data = json.loads(args.timeline.read_text())
+    table = phase_table(data)
+    args.out.with_suffix(".md").write_text(
+        f"# Throttled link ({data.get('limit')})\n\n"
+        f"Back to {data.get('baseline_width')} px wide {data.get('recovery_s')} s after the "
+        f"limit was lifted.\n\n{table}\n\n![timeline]({args.out.name}.png)\n"
+    )
+    plot(data, args.out.with_suffix(".png"))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
