@@ -32,7 +32,8 @@ pytestmark = [
     pytest.mark.skipif(
         not os.environ.get("TERTULIA_BANDWIDTH_TEST"),
         reason="opt-in (TERTULIA_BANDWIDTH_TEST=1) until it passes reliably on two cores: "
-        "the sender's own uplink estimate still falls under CPU contention (docs/operations.md)",
+        "receivers' REMB estimates ramp up slowly and the sender's uplink estimate falls under "
+        "CPU contention (bench/bandwidth.md)",
     ),
 ]
 
