@@ -483,10 +483,10 @@ def write_plot(results: list[Result], path: Path, title: str) -> None:
     ax_bar.bar(x - 0.2, [100 * v["in_region"] for v in summaries], 0.4, label="in region")
     ax_bar.bar(x + 0.2, [100 * v["in_group"] for v in summaries], 0.4, label="in region group")
     ax_bar.set_xticks(x, names, fontsize=8)
-    ax_bar.set_ylim(0, 100)
+    ax_bar.set_ylim(0, 105)
     ax_bar.set_ylabel("% of participants")
     ax_bar.set_title("Participants placed on a bridge of their region")
-    ax_bar.legend(fontsize=8, loc="upper right")
+    ax_bar.legend(fontsize=9, loc="upper left")
     handles, labels = ax_max.get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=len(results), fontsize=11)
     fig.suptitle(f"{title} (lines: {len(window)}-minute moving averages)", fontsize=13)
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         if r.placed != r.participants or r.leaked_pps > 1e-6:
             raise SystemExit(f"{r.variant.name}: lost participants or leaked load")
-    command = "python -m bench.cluster_sim " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ".venv/bin/python -m bench.cluster_sim " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.markdown is not None:
         block = results_block(cfg, results, command.strip(), args.label)
         write_markdown(args.markdown, block, args.label)
