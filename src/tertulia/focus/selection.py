@@ -11,7 +11,8 @@ The rules follow Jicofo's ``BridgeSelector`` and its ``BridgeSelectionStrategy``
   selector remembers the endpoints it placed and adds ``endpoint_cost`` to a bridge's reported
   stress for each one placed there within the last ``recent_window`` seconds (Jicofo: 0.01 per
   endpoint over 20 s).
-* **Draining** bridges are never chosen (they finish their conferences and take no new ones).
+* **Draining** bridges are never chosen, not even for a conference already there (they take no
+  new participants and finish with the ones they have).
 * **Overloaded**: corrected stress >= ``overload`` (Jicofo: 0.8), or this conference already
   has ``max_per_bridge`` participants there (Jicofo: 80). Every strategy first looks only at
   bridges that are neither. When its rules find none (every usable bridge is overloaded or
@@ -23,9 +24,9 @@ The rules follow Jicofo's ``BridgeSelector`` and its ``BridgeSelectionStrategy``
 Strategies:
 
 ``single``
-    The conference stays on the bridge it already uses (the one holding most of its
-    participants) unless that bridge is overloaded, draining, gone or at the cap; then, and
-    for a new conference, the least stressed bridge.
+    The conference stays on the bridge it already uses (of its bridges that are usable and
+    neither overloaded nor at the cap, the one holding most of its participants); when it has
+    none such, and for a new conference, the least stressed bridge.
 ``region``
     First match wins, looking only at non-overloaded bridges: a bridge of the conference in
     the participant's region; one of the conference in the region's group; the least stressed
