@@ -105,6 +105,8 @@ def test_overloaded_used_only_when_nothing_else_and_then_least_stressed() -> Non
     # all overloaded: least stressed of them
     bridges = [B("a", stress=0.95), B("b", stress=0.85), B("c", stress=0.90)]
     assert sel.select(bridges, NONE, None) == "b"
+    # ... but a conference already there stays on its own bridge (no new relay)
+    assert sel.select(bridges, {"c": 3}, None) == "c"
     # exactly at the threshold counts as overloaded
     assert sel.select([B("a", stress=0.80), B("z", stress=0.99)], NONE, None) == "a"
     assert sel.select([B("a", stress=0.80), B("b", stress=0.5)], {"a": 2}, None) == "b"
@@ -224,9 +226,15 @@ def test_region_skips_overloaded_conference_bridge_in_region() -> None:
     assert region_sel().select(table, {"eu1": 3}, "eu-central") == "eu2"
 
 
-def test_region_all_overloaded_least_stressed_anywhere() -> None:
-    table = [B("eu1", "eu-central", 0.95), B("us1", "us-east", 0.85)]
-    assert region_sel().select(table, {"eu1": 4}, "eu-central") == "us1"
+def test_region_all_overloaded_stays_with_the_conference_else_least_stressed() -> None:
+    table = [B("eu1", "eu-central", 0.95), B("eu2", "eu-central", 0.9), B("us1", "us-east", 0.85)]
+    # stay on the conference's bridge rather than add relay load to another overloaded one
+    assert region_sel().select(table, {"eu1": 4}, "eu-central") == "eu1"
+    assert region_sel().select(table, {"eu1": 4, "eu2": 1}, "eu-central") == "eu2"
+    # new conference: least stressed anywhere, even out of region
+    assert region_sel().select(table, NONE, "eu-central") == "us1"
+    # conference bridge at the cap: least stressed under the cap
+    assert region_sel(max_per_bridge=4).select(table, {"eu1": 4}, "eu-central") == "us1"
 
 
 def test_region_cap_moves_to_another_bridge_of_the_region() -> None:

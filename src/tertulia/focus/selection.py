@@ -11,19 +11,22 @@ The rules follow Jicofo's ``BridgeSelector`` and its ``BridgeSelectionStrategy``
   selector remembers the endpoints it placed and adds ``endpoint_cost`` to a bridge's reported
   stress for each one placed there within the last ``recent_window`` seconds (Jicofo: 0.01 per
   endpoint over 20 s).
-* **Draining** bridges are never chosen (they finish their conferences and take no new ones).
+* **Draining** bridges are never chosen, not even for a conference already there (they take no
+  new participants and finish with the ones they have).
 * **Overloaded**: corrected stress >= ``overload`` (Jicofo: 0.8), or this conference already
   has ``max_per_bridge`` participants there (Jicofo: 80). Every strategy first looks only at
-  bridges that are neither; when its rules find none, the least stressed bridge under the
-  per-conference cap is used, and when every bridge is at the cap, the least stressed of all.
+  bridges that are neither. When its rules find none (every usable bridge is overloaded or
+  full), the least stressed bridge of the conference under the cap is used (moving the
+  participant elsewhere would add relay load to two overloaded bridges), else the least
+  stressed bridge under the cap, else the least stressed of all.
 * Ties are broken by bridge id, so the same inputs always give the same answer.
 
 Strategies:
 
 ``single``
-    The conference stays on the bridge it already uses (the one holding most of its
-    participants) unless that bridge is overloaded, draining, gone or at the cap; then, and
-    for a new conference, the least stressed bridge.
+    The conference stays on the bridge it already uses (of its bridges that are usable and
+    neither overloaded nor at the cap, the one holding most of its participants); when it has
+    none such, and for a new conference, the least stressed bridge.
 ``region``
     First match wins, looking only at non-overloaded bridges: a bridge of the conference in
     the participant's region; one of the conference in the region's group; the least stressed
@@ -199,8 +202,11 @@ class BridgeSelector:
             pick = _split(good)
         if pick is not None:
             return pick
-        # Nothing passes: least stressed under the per-conference cap, then least stressed.
-        return _first(c for c in ordered if not self._maxed(c)) or ordered[0]
+        # Every usable bridge is overloaded or full (Jicofo's last steps): stay on the least
+        # stressed bridge of the conference under the cap, since moving would add relay load
+        # to two overloaded bridges; else the least stressed under the cap; else of all.
+        under_cap = [c for c in ordered if not self._maxed(c)]
+        return _first(c for c in under_cap if c.here > 0) or _first(under_cap) or ordered[0]
 
 
 @dataclass(frozen=True, slots=True)
