@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     for command in (serve, doctor):
         _address_flags(command)
+    from tertulia.loadtest.run import add_arguments as loadtest_arguments
+
+    loadtest_arguments(sub.add_parser(
+        "loadtest", help="synthetic WebRTC participants against a deployment (load testing)"
+    ))
     return parser
 
 
@@ -42,6 +47,10 @@ def _address_flags(serve: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "loadtest":
+        from tertulia.loadtest.run import main as loadtest
+
+        return loadtest(args)
     overrides = {
         "host": args.host,
         "port": args.port,
