@@ -15,6 +15,7 @@ back to aioice.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import random
@@ -40,6 +41,10 @@ from tertulia.loadtest.sender import MediaSender, SentHistory, active_layers
 _RTP = struct.Struct("!BBHII")
 Address = tuple[str, int]
 STEP_TIMEOUT = 15.0
+# Pacing (as browsers do): at most PACE_BURST video packets every PACE_INTERVAL seconds, so a
+# key frame (about 90 packets across the three layers) leaves over ~50 ms instead of at once.
+PACE_BURST = 8
+PACE_INTERVAL = 0.005
 
 
 @dataclass
@@ -118,6 +123,8 @@ class Participant:
         self.nacks = self.plis = self.retransmitted = 0
         self.srtp_errors = self.rtcp_errors = self.dropped = self.send_errors = 0
         self.late_ticks = 0
+        self._paced: collections.deque[tuple[int, int, bytes]] = collections.deque()
+        self._pacing = False
         self._timers: list[asyncio.TimerHandle] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
@@ -316,12 +323,20 @@ class Participant:
             if not on:
                 continue
             ssrc = self.sender.video_ssrcs[layer]
-            history = self.history[ssrc]
-            for seq, packet in self.sender.video_frame(layer):
-                data = self._protect_send(packet)
-                if data is not None:
-                    history.add(ssrc, seq, data)
+            self._paced.extend((ssrc, seq, packet) for seq, packet in self.sender.video_frame(layer))
+        if not self._pacing:
+            self._pace()
         self._schedule(self._next(when, 1 / 30), self._video_tick)
+
+    def _pace(self) -> None:
+        for _ in range(min(PACE_BURST, len(self._paced))):
+            ssrc, seq, packet = self._paced.popleft()
+            data = self._protect_send(packet)
+            if data is not None:
+                self.history[ssrc].add(ssrc, seq, data)
+        self._pacing = bool(self._paced) and self.state not in ("failed", "left")
+        if self._pacing:
+            asyncio.get_running_loop().call_later(PACE_INTERVAL, self._pace)
 
     # -- receiving -----------------------------------------------------------------------------
 
