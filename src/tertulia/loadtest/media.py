@@ -196,7 +196,7 @@ def _encode_video(layer: Layer, seconds: int, seed: int = 7) -> tuple[VideoFrame
     codec.width, codec.height, codec.pix_fmt = w, h, "yuv420p"
     codec.bit_rate = rate
     codec.time_base = Fraction(1, FPS)
-    codec.framerate = FPS
+    codec.framerate = Fraction(FPS)
     codec.gop_size = 100_000  # one key frame, at the start of the loop
     codec.qmin, codec.qmax = 4, 63
     target = str(rate)  # constant bit rate (minrate = maxrate)

@@ -155,7 +155,7 @@ class Participant:
             future = asyncio.get_running_loop().create_future()
             self._pending[self._next_id] = future
             await self.ws.send_str(json.dumps({**message, "id": self._next_id}))
-            reply = await asyncio.wait_for(future, STEP_TIMEOUT)
+            reply: dict[str, Any] = await asyncio.wait_for(future, STEP_TIMEOUT)
             if reply.get("type") == "error" and reply.get("code") in retry and attempt < 7:
                 await asyncio.sleep(min(4.0, 0.25 * 2**attempt) * (0.7 + 0.6 * random.random()))
                 continue
@@ -323,7 +323,8 @@ class Participant:
             if not on:
                 continue
             ssrc = self.sender.video_ssrcs[layer]
-            self._paced.extend((ssrc, seq, packet) for seq, packet in self.sender.video_frame(layer))
+            frame = self.sender.video_frame(layer)
+            self._paced.extend((ssrc, seq, packet) for seq, packet in frame)
         if not self._pacing:
             self._pace()
         self._schedule(self._next(when, 1 / 30), self._video_tick)

@@ -98,7 +98,7 @@ async def _poll_bridge(http: aiohttp.ClientSession, base: str, pid: int | None,
     return row
 
 
-async def _watch(args: argparse.Namespace, procs: list[multiprocessing.Process], queue: Any,
+async def _watch(args: argparse.Namespace, procs: list[Any], queue: Any,
                  stop: Any, t0: float, end: float) -> tuple[list[dict[str, Any]],
                                                             list[dict[str, Any]],
                                                             list[dict[str, Any]], list[str]]:

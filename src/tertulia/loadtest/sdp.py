@@ -67,7 +67,7 @@ def build_offer(p: OfferParams) -> str:
         return out
 
     lines += audio("0", "sendonly")
-    lines += [f"a=msid:loadtest mic", f"a=ssrc:{p.audio_ssrc} cname:{p.cname}",
+    lines += ["a=msid:loadtest mic", f"a=ssrc:{p.audio_ssrc} cname:{p.cname}",
               f"a=ssrc:{p.audio_ssrc} msid:loadtest mic"]
     lines += video("1", "sendonly")
     lines.append("a=msid:loadtest camera")

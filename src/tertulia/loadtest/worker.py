@@ -60,7 +60,7 @@ def _use_host_address(address: str) -> None:
     def addresses(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
         return [address]
 
-    aioice.ice.get_host_addresses = addresses  # type: ignore[assignment]
+    aioice.ice.get_host_addresses = addresses
 
 
 def _sample(participants: list[Participant], previous: dict[int, dict[str, Any]], t: float
