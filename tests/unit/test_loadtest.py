@@ -165,6 +165,7 @@ def test_loss_counts_gaps_across_the_wrap_and_ignores_reordering() -> None:
     for i, seq in enumerate([65533, 65534, 0, 65535, 3]):  # 1 and 2 lost, 65535 late
         s.add(seq, 0, 100, float(i))
     assert s.expected == 7 and s.packets == 5 and s.lost == 2 and s.bytes == 500
+    assert s.gaps == [(65534, 0, 2.0), (0, 3, 4.0)]  # where the sequence jumped forward
     s.add(3, 0, 100, 9.0)  # duplicate: more received than expected is not negative loss
     s.add(0, 0, 100, 9.0)
     s.add(0, 0, 100, 9.0)
@@ -333,7 +334,7 @@ def test_pairs_and_summary() -> None:
     assert pairs_with_media(results) == (4, 3, ["1<-0"])
     bridge = [{"t": float(t), "cpu": 0.5, "cpu_seconds": t * 0.5, "packets_out": 1000 * t,
                "packet_rate_download": 10.0, "packet_rate_upload": 20.0, "rss_mib": 70.0,
-               "loadgen_cpu": 0.25} for t in range(4)]
+               "loadgen_cpu": 0.25, "udp_rcvbuf_errors": 10 + 3 * t} for t in range(4)]
     summary = summarize({"n": 5}, results, [_sample(1, 4, 0, 10, 100.0)], bridge)
     assert summary["joins_ok"] == 4 and summary["joins_failed"] == 1
     assert summary["errors"] == {"JoinFailed: x": 1}
@@ -341,3 +342,4 @@ def test_pairs_and_summary() -> None:
     assert summary["first_media_s"]["p50"] == pytest.approx(0.4)
     assert summary["bridge"]["cpu_us_per_packet_out"] == pytest.approx(500.0)
     assert summary["bridge"]["cpu_mean"] == 0.5 and summary["loadgen_cpu_mean"] == 0.25
+    assert summary["udp_rcvbuf_drops"] == 9

@@ -23,12 +23,17 @@ class StreamStats:
     first_arrival: float | None = None
     last_arrival: float = 0.0
     jitter: float = 0.0  # RTP clock units (RFC 3550 §A.8)
+    gaps: list[tuple[int, int, float]] = field(default_factory=list)  # last 5 (from, to, when)
     _base: int | None = None
     _transit: float | None = None
     _unwrap: SeqUnwrapper = field(default_factory=SeqUnwrapper)
 
     def add(self, seq: int, timestamp: int, size: int, arrival: float) -> None:
+        highest = self._unwrap.highest
         index = self._unwrap.unwrap(seq)
+        if highest is not None and index - highest > 1:
+            self.gaps.append((highest & 0xFFFF, seq, round(arrival, 3)))
+            del self.gaps[:-5]
         if self._base is None or index < self._base:
             self._base = index
         self.packets += 1

@@ -20,6 +20,7 @@ import contextlib
 import json
 import random
 import secrets
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ STEP_TIMEOUT = 15.0
 # key frame (about 90 packets across the three layers) leaves over ~50 ms instead of at once.
 PACE_BURST = 8
 PACE_INTERVAL = 0.005
+RECEIVE_BUFFER = 4 << 20
 
 
 @dataclass
@@ -123,6 +125,8 @@ class Participant:
         self.nacks = self.plis = self.retransmitted = 0
         self.srtp_errors = self.rtcp_errors = self.dropped = self.send_errors = 0
         self.late_ticks = 0
+        self.layer_resumes = 0
+        self.channel_messages: dict[str, int] = {}
         self._paced: collections.deque[tuple[int, int, bytes]] = collections.deque()
         self._pacing = False
         self._timers: list[asyncio.TimerHandle] = []
@@ -236,6 +240,10 @@ class Participant:
         self.remote = pair.remote_addr
         assert self.transport is not None
         self.transport.set_protocol(_Datagrams(self, pair.protocol))
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # room for bursts while this process is busy (capped by rmem_max)
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
     async def _dtls_timer(self) -> None:
         for _ in range(200):  # bounded: the handshake either completes or times out
@@ -263,8 +271,10 @@ class Participant:
                 future = self._pending.pop(item.get("ref", -1), None)
                 if future is not None and not future.done():
                     future.set_result(item)
-                elif item.get("type") in ("kicked", "meeting-ended", "media-timeout"):
+                elif item.get("type") in ("kicked", "meeting-ended"):
                     self.error = f"removed: {item.get('type')}"
+                elif item.get("type") == "error" and "ref" not in item:
+                    self.error = f"server error: {item.get('code')}"  # media-timeout, …
         if self.state == "joined":
             self.state, self.error = "failed", self.error or "signalling closed by the server"
 
@@ -274,13 +284,16 @@ class Participant:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             data = json.loads(msg.data)
-            if data.get("type") == "slots":
+            kind = str(data.get("type"))
+            self.channel_messages[kind] = self.channel_messages.get(kind, 0) + 1
+            if kind == "slots":
                 self.occupants = [s.get("participant") for s in data["slots"]]
             elif data.get("type") == "sender-constraints" and self.sender is not None:
                 active = active_layers(int(data.get("maxHeight", -1)))
                 for i, (was, now) in enumerate(zip(self.active, active, strict=True)):
                     if now and not was:  # a resumed layer starts on a key frame
                         self.sender.layers[i].frame = 0
+                        self.layer_resumes += 1
                 self.active = active
 
     # -- sending -------------------------------------------------------------------------------
@@ -442,7 +455,12 @@ class Participant:
                                     if i not in self.video_ssrcs), default=0.0),
             "video_jitter_ms": max((s.jitter_ms for i, s in streams if i in self.video_ssrcs),
                                    default=0.0),
+            "audio_expected": sum(s.expected for i, s in streams if i not in self.video_ssrcs),
+            "audio_lost": sum(s.lost for i, s in streams if i not in self.video_ssrcs),
+            "video_expected": sum(s.expected for i, s in streams if i in self.video_ssrcs),
+            "video_lost": sum(s.lost for i, s in streams if i in self.video_ssrcs),
             "from": {k: {"audio": v.audio, "video": v.video} for k, v in self.from_sender.items()},
+            "gaps": {str(i): s.gaps for i, s in streams if s.gaps},
             "sent_packets": self.sent_packets,
             "sent_bytes": self.sent_bytes,
             "plis": self.plis, "nacks": self.nacks, "retransmitted": self.retransmitted,
@@ -450,6 +468,8 @@ class Participant:
             "srtp_errors": self.srtp_errors, "rtcp_errors": self.rtcp_errors,
             "dropped": self.dropped, "send_errors": self.send_errors,
             "late_ticks": self.late_ticks,
+            "layer_resumes": self.layer_resumes,
+            "channel_messages": self.channel_messages,
         }
 
     async def close(self) -> None:

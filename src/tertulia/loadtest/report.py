@@ -123,7 +123,13 @@ def summarize(params: dict[str, Any], results: list[dict[str, Any]],
                           1),
         },
         "loadgen_cpu_mean": _r(_rate(steady, "loadgen_cpu")),
+        "udp_rcvbuf_drops": _delta(bridge, "udp_rcvbuf_errors"),
     }
+
+
+def _delta(rows: list[dict[str, Any]], key: str) -> int | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return values[-1] - values[0] if values else None
 
 
 def _bitrates(samples: list[dict[str, Any]]) -> dict[str, float | None]:

@@ -71,6 +71,17 @@ def proc_cpu_rss(pid: int) -> tuple[float, float] | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[21]) * PAGE / 2**20
 
 
+def udp_receive_buffer_errors() -> int | None:
+    """Datagrams this machine's kernel dropped because a socket's receive buffer was full
+    (``RcvbufErrors`` in /proc/net/snmp; this network namespace, every process)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 async def _poll_bridge(http: aiohttp.ClientSession, base: str, pid: int | None,
                        workers: list[int], t0: float, last: dict[str, float]) -> dict[str, Any]:
     row: dict[str, Any] = {"t": round(time.time() - t0, 3)}
@@ -85,6 +96,7 @@ async def _poll_bridge(http: aiohttp.ClientSession, base: str, pid: int | None,
                     row[key] = stats.get(key)
     except (aiohttp.ClientError, TimeoutError, ValueError):
         row["stats_error"] = True
+    row["udp_rcvbuf_errors"] = udp_receive_buffer_errors()
     now = time.monotonic()
     if pid is not None and (usage := proc_cpu_rss(pid)) is not None:
         row["cpu_seconds"], row["rss_mib"] = usage
@@ -206,6 +218,7 @@ def print_table(summary: dict[str, Any]) -> None:
         ("bridge CPU µs per packet out", "-" if b["cpu_us_per_packet_out"] is None
          else f"{b['cpu_us_per_packet_out']:.1f}"),
         ("load generator CPU (of one core)", pct(summary["loadgen_cpu_mean"])),
+        ("UDP receive-buffer drops on this machine", summary["udp_rcvbuf_drops"]),
         ("SRTP auth failures / late send ticks",
          f"{summary['srtp_errors']} / {summary['late_ticks']}"),
     ]
