@@ -101,7 +101,7 @@ def forwarding(sizes: list[int], duration: float, processes: int) -> list[dict[s
             "rx_kbps_per_participant": (s["bitrate_per_participant_bps"]["mean"] or 0) / 1000,
             "streams_per_core": round(streams / cpu) if cpu > 0 else None,
             "loadgen_cpu": s["loadgen_cpu_mean"],
-            "late_ticks": s["late_ticks"],
+            "udp_rcvbuf_drops": s["udp_rcvbuf_drops"],
             "joins_ok": s["joins_ok"],
         })
         print(json.dumps(rows[-1]), flush=True)
@@ -115,7 +115,8 @@ def join_storm(participants: int, processes: int) -> dict[str, Any]:
     s = report["summary"]
     return {"participants": participants, "joins_ok": s["joins_ok"],
             "joins_failed": s["joins_failed"], "join_s": s["join_s"],
-            "first_media_s": s["first_media_s"], "loadgen_cpu": s["loadgen_cpu_mean"]}
+            "first_media_s": s["first_media_s"], "loadgen_cpu": s["loadgen_cpu_mean"],
+            "bridge_cpu": s["bridge"]["cpu_mean"]}
 
 
 def memory(endpoints: int, processes: int) -> dict[str, Any]:

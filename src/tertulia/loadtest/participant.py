@@ -251,7 +251,8 @@ class Participant:
                 return
             timeout = self.dtls.timeout()
             await asyncio.sleep(min(timeout if timeout is not None else 0.1, 1.0) + 0.01)
-            if self.dtls is not None and (self.dtls.timeout() or 1.0) <= 0:
+            due = self.dtls.timeout() if self.dtls is not None else None
+            if self.dtls is not None and due is not None and due <= 0:
                 self._send_all(self.dtls.handle_timeout())
 
     def _send_all(self, datagrams: list[bytes]) -> None:
