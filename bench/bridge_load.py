@@ -102,6 +102,7 @@ def forwarding(sizes: list[int], duration: float, processes: int) -> list[dict[s
             "streams_per_core": round(streams / cpu) if cpu > 0 else None,
             "loadgen_cpu": s["loadgen_cpu_mean"],
             "udp_rcvbuf_drops": s["udp_rcvbuf_drops"],
+            "loss_to_bridge": s["loss_to_bridge"],
             "joins_ok": s["joins_ok"],
         })
         print(json.dumps(rows[-1]), flush=True)

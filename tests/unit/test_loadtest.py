@@ -335,6 +335,9 @@ def test_pairs_and_summary() -> None:
     bridge = [{"t": float(t), "cpu": 0.5, "cpu_seconds": t * 0.5, "packets_out": 1000 * t,
                "packet_rate_download": 10.0, "packet_rate_upload": 20.0, "rss_mib": 70.0,
                "loadgen_cpu": 0.25, "udp_rcvbuf_errors": 10 + 3 * t} for t in range(4)]
+    bridge.append({"t": 5.0, "final": True, "packets_in": 175, "udp_rcvbuf_errors": 30})
+    for row in bridge[:-1]:
+        row["packets_in"] = 0
     summary = summarize({"n": 5}, results, [_sample(1, 4, 0, 10, 100.0)], bridge)
     assert summary["joins_ok"] == 4 and summary["joins_failed"] == 1
     assert summary["errors"] == {"JoinFailed: x": 1}
@@ -342,4 +345,6 @@ def test_pairs_and_summary() -> None:
     assert summary["first_media_s"]["p50"] == pytest.approx(0.4)
     assert summary["bridge"]["cpu_us_per_packet_out"] == pytest.approx(500.0)
     assert summary["bridge"]["cpu_mean"] == 0.5 and summary["loadgen_cpu_mean"] == 0.25
-    assert summary["udp_rcvbuf_drops"] == 9
+    assert summary["udp_rcvbuf_drops"] == 20  # the final sample counts too
+    assert summary["loss_to_bridge"] == pytest.approx(0.3)  # 175 of 250 sent got in
+    assert summary["bridge"]["cpu_mean"] == 0.5  # the final sample is no steady-state row

@@ -78,6 +78,8 @@ def _rate(bridge: list[dict[str, Any]], key: str) -> float | None:
 
 def summarize(params: dict[str, Any], results: list[dict[str, Any]],
               samples: list[dict[str, Any]], bridge: list[dict[str, Any]]) -> dict[str, Any]:
+    final = [b for b in bridge if b.get("final")]
+    bridge = [b for b in bridge if not b.get("final")]
     ok = [r for r in results if r["state"] in ("joined", "left")]
     failed = [r for r in results if r["state"] == "failed"]
     joins = [r["times"]["channel"] for r in ok if "channel" in r["times"]]
@@ -123,8 +125,20 @@ def summarize(params: dict[str, Any], results: list[dict[str, Any]],
                           1),
         },
         "loadgen_cpu_mean": _r(_rate(steady, "loadgen_cpu")),
-        "udp_rcvbuf_drops": _delta(bridge, "udp_rcvbuf_errors"),
+        "udp_rcvbuf_drops": _delta(bridge + final, "udp_rcvbuf_errors"),
+        "loss_to_bridge": _loss_to_bridge(bridge + final, results),
     }
+
+
+def _loss_to_bridge(bridge: list[dict[str, Any]], results: list[dict[str, Any]]
+                    ) -> float | None:
+    """Share of the RTP packets the participants sent that the bridge never counted in (only
+    meaningful when nothing else used the bridge during the run)."""
+    received = _delta(bridge, "packets_in")
+    sent = sum(r["sent_packets"] for r in results)
+    if received is None or sent <= 0 or len(bridge) < 2:
+        return None
+    return _r(max(0.0, 1 - received / sent), 6)
 
 
 def _delta(rows: list[dict[str, Any]], key: str) -> int | None:

@@ -148,6 +148,10 @@ async def _watch(args: argparse.Namespace, procs: list[Any], queue: Any,
                     errors.append("a worker process died")
                     break
             await asyncio.sleep(0.1)
+        # the bridge's totals once everyone has left (closed endpoints' counts included)
+        final = await _poll_bridge(http, base, None, [], t0, {})
+        final["final"] = True
+        bridge.append(final)
     if progress is not None:
         progress.close()
     return samples, results, bridge, errors
@@ -219,6 +223,7 @@ def print_table(summary: dict[str, Any]) -> None:
          else f"{b['cpu_us_per_packet_out']:.1f}"),
         ("load generator CPU (of one core)", pct(summary["loadgen_cpu_mean"])),
         ("UDP receive-buffer drops on this machine", summary["udp_rcvbuf_drops"]),
+        ("packets lost on the way to the bridge", pct(summary["loss_to_bridge"])),
         ("SRTP auth failures / late send ticks",
          f"{summary['srtp_errors']} / {summary['late_ticks']}"),
     ]
