@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -123,9 +125,18 @@ async def _watch(args: argparse.Namespace, procs: list[Any], queue: Any,
     last: dict[str, float] = {}
     base = args.url.rstrip("/")
     next_poll = time.time()
+    limit = [end]
+
+    def interrupted() -> None:  # Ctrl-C: everyone leaves now, and the report still comes
+        stop.set()
+        limit[0] = time.time()
+
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted)
     async with aiohttp.ClientSession() as http:
         # bounded: the workers leave at `end`; a generous grace covers closing and a hung one
-        while len(finished) < len(procs) and time.time() < end + 60:
+        while len(finished) < len(procs) and time.time() < limit[0] + 60:
+            end = limit[0]
             while not queue.empty():
                 kind, worker, body = queue.get()
                 if kind == "sample":
@@ -270,13 +281,7 @@ def main(args: argparse.Namespace) -> int:
         proc = ctx.Process(target=worker_main, args=(config, queue, stop), daemon=True)
         proc.start()
         procs.append(proc)
-    try:
-        samples, results, bridge, errors = asyncio.run(_watch(args, procs, queue, stop, t0,
-                                                              end))
-    except KeyboardInterrupt:
-        stop.set()
-        samples, results, bridge, errors = asyncio.run(_watch(args, procs, queue, stop, t0,
-                                                              time.time()))
+    samples, results, bridge, errors = asyncio.run(_watch(args, procs, queue, stop, t0, end))
     for proc in procs:
         proc.join(timeout=10)
         if proc.is_alive():
