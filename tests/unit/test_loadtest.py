@@ -5,6 +5,7 @@ against the bridge's DTLS server, and report aggregation."""
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
@@ -283,6 +284,18 @@ def test_dtls_client_refuses_a_bridge_with_another_certificate() -> None:
     server = DtlsServer(server_cert, client_cert.fingerprint)
     with pytest.raises(DtlsError):
         _handshake(client, server)
+
+
+def test_dtls_client_retransmits_its_flight_when_the_timer_expires() -> None:
+    client = DtlsClient(DtlsCertificate.generate(), DtlsCertificate.generate().fingerprint)
+    hello = client.start()
+    assert hello and hello[0][0] == 22  # a handshake record (RFC 6347 §4.1)
+    timeout = client.timeout()
+    assert timeout is not None and 0 < timeout <= 1.0  # RFC 6347 §4.2.4.1: initial 1 s
+    time.sleep(timeout + 0.05)
+    assert client.timeout() == 0  # due: the caller must act on a zero, not skip it
+    again = client.handle_timeout()
+    assert again and again[0][0] == 22
 
 
 # -- report -------------------------------------------------------------------------------------
