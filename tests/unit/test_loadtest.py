@@ -25,7 +25,13 @@ from tertulia.loadtest.media import (
     split_frame,
     vp8_descriptor,
 )
-from tertulia.loadtest.report import pairs_with_media, percentile, series, summarize
+from tertulia.loadtest.report import (
+    media_waits,
+    pairs_with_media,
+    percentile,
+    series,
+    summarize,
+)
 from tertulia.loadtest.schedule import check_pattern, plan, speaking
 from tertulia.loadtest.sdp import (
     AUDIO_LEVEL_ID,
@@ -333,6 +339,21 @@ def _result(index: int, pid: str, room: str, sender: bool, got: dict[str, dict[s
             "packets": 90, "expected": 100, "lost": 10, "video_jitter_ms": 1.0,
             "audio_jitter_ms": 2.0, "sent_packets": 50, "srtp_errors": 0, "late_ticks": 0,
             "plis": 1, "nacks": 0}
+
+
+def test_media_waits_start_when_another_sender_was_ready() -> None:
+    def r(index: int, sender: bool, join: float, channel: float, first: float | None
+          ) -> dict[str, object]:
+        times = {"channel": channel} | ({"first_media": first} if first is not None else {})
+        return {"index": index, "room": "r", "sender": sender, "join_wall": join,
+                "times": times}
+
+    results = [
+        r(0, True, 100.0, 0.1, 5.3),  # alone until 1 was ready at 105.2: waited 0.1
+        r(1, True, 105.0, 0.2, 0.3),  # 0 was ready long before: waited 0.3
+        r(2, False, 100.0, 0.1, None),  # never got media: not counted
+    ]
+    assert media_waits(results) == pytest.approx([0.1, 0.3])
 
 
 def test_pairs_and_summary() -> None:

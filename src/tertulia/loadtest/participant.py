@@ -103,6 +103,7 @@ class Participant:
         self.state = "waiting"  # waiting, joining, joined, failed, left
         self.error = ""
         self.times: dict[str, float] = {}  # seconds since this participant started joining
+        self.join_wall: float | None = None
         self.t0 = 0.0
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.channel: aiohttp.ClientWebSocketResponse | None = None
@@ -142,6 +143,7 @@ class Participant:
 
     async def run_join(self) -> None:
         self.state, self.t0 = "joining", time.monotonic()
+        self.join_wall = time.time()  # wall clock: comparable across worker processes
         try:
             await self._join()
         except (JoinFailed, DtlsError, ConnectionError, aiohttp.ClientError, OSError,
@@ -451,6 +453,7 @@ class Participant:
             "state": self.state,
             "error": self.error,
             "times": {k: round(v, 4) for k, v in self.times.items()},
+            "join_wall": self.join_wall,
             **self.snapshot(),
             "audio_jitter_ms": max((s.jitter_ms for i, s in streams
                                     if i not in self.video_ssrcs), default=0.0),

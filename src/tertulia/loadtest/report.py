@@ -71,6 +71,25 @@ def pairs_with_media(results: list[dict[str, Any]]) -> tuple[int, int, list[str]
     return expected, got, missing
 
 
+def media_waits(results: list[dict[str, Any]]) -> list[float]:
+    """Join → first media, counted from when media could first have come: a participant
+    whose room had no sender yet waits for one, so its clock starts when the first other
+    sender of its room had finished joining (``join_wall`` + its ``times["channel"]``)."""
+    ready: dict[str, list[tuple[int, float]]] = {}
+    for r in results:
+        if r["sender"] and r.get("join_wall") is not None and "channel" in r["times"]:
+            ready.setdefault(r["room"], []).append(
+                (r["index"], r["join_wall"] + r["times"]["channel"]))
+    waits = []
+    for r in results:
+        if r.get("join_wall") is None or "first_media" not in r["times"]:
+            continue
+        others = [t for i, t in ready.get(r["room"], []) if i != r["index"]]
+        start = max(r["join_wall"], min(others, default=r["join_wall"]))
+        waits.append(max(0.0, r["join_wall"] + r["times"]["first_media"] - start))
+    return waits
+
+
 def _rate(bridge: list[dict[str, Any]], key: str) -> float | None:
     values = [b[key] for b in bridge if b.get(key) is not None]
     return sum(values) / len(values) if values else None
@@ -84,6 +103,7 @@ def summarize(params: dict[str, Any], results: list[dict[str, Any]],
     failed = [r for r in results if r["state"] == "failed"]
     joins = [r["times"]["channel"] for r in ok if "channel" in r["times"]]
     first = [r["times"]["first_media"] for r in ok if "first_media" in r["times"]]
+    waits = media_waits(ok)
     expected = sum(r["expected"] for r in ok)
     lost = sum(r["lost"] for r in ok)
     pairs, pairs_ok, missing = pairs_with_media(results)
@@ -103,6 +123,9 @@ def summarize(params: dict[str, Any], results: list[dict[str, Any]],
                    "max": _r(max(joins, default=None))},
         "first_media_s": {"p50": _r(percentile(first, 50)), "p99": _r(percentile(first, 99)),
                           "max": _r(max(first, default=None)), "count": len(first)},
+        "first_media_after_sender_s": {"p50": _r(percentile(waits, 50)),
+                                       "p99": _r(percentile(waits, 99)),
+                                       "max": _r(max(waits, default=None))},
         "receive_loss": _r(lost / expected if expected else 0.0, 6),
         "packets_received": sum(r["packets"] for r in ok),
         "packets_sent": sum(r["sent_packets"] for r in results),

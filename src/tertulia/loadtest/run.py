@@ -218,6 +218,8 @@ def print_table(summary: dict[str, Any]) -> None:
          f"{summary['participants']} ({summary['joins_ok']} / {summary['joins_failed']})"),
         ("join → bridge channel open, ms p50/p99/max", ms(summary["join_s"])),
         ("join → first media, ms p50/p99/max", ms(summary["first_media_s"])),
+        ("  … counted from when a sender was in the room", ms(
+            summary["first_media_after_sender_s"])),
         ("pairs with audio+video (ok / expected)",
          f"{summary['pairs_with_media']['ok']} / {summary['pairs_with_media']['expected']}"),
         ("receive loss", pct(summary["receive_loss"])),
