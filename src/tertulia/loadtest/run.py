@@ -249,6 +249,13 @@ def print_table(summary: dict[str, Any]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    missing = [m for m in ("av", "rich", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"tertulia loadtest needs the 'load' extra (missing: {', '.join(missing)}): "
+              "pip install 'tertulia[load]'", file=sys.stderr)
+        return 2
     if args.participants < 1 or args.processes < 1 or args.srtp_check < 1:
         print("tertulia loadtest: --participants, --processes and --srtp-check must be ≥ 1",
               file=sys.stderr)
