@@ -329,6 +329,10 @@ def test_series_merges_workers_per_second() -> None:
     assert rows[0]["bitrate_mean"] == pytest.approx((2000 + 6000) / 5)
     assert rows[0]["bitrate_min"] == 1000.0 and rows[0]["first_media"] == [0.1, 0.1]
     assert rows[1]["loss"] == 0.0
+    # numbered samples are merged by number, whatever their exact times
+    a, b = _sample(10.49, 1, 0, 10, 1.0), _sample(9.51, 2, 0, 10, 1.0)
+    a["n"] = b["n"] = 10
+    assert [(r["t"], r["joined"]) for r in series([a, b])] == [(10, 3)]
 
 
 def _result(index: int, pid: str, room: str, sender: bool, got: dict[str, dict[str, int]],

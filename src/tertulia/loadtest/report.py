@@ -23,8 +23,8 @@ def _r(value: float | None, digits: int = 4) -> float | None:
 def series(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Merge the workers' per-second samples into one row per second."""
     buckets: dict[int, list[dict[str, Any]]] = {}
-    for s in samples:
-        buckets.setdefault(round(s["t"]), []).append(s)
+    for s in samples:  # workers number their samples alike (tick n at start + n s)
+        buckets.setdefault(int(s["n"]) if "n" in s else round(s["t"]), []).append(s)
     rows = []
     for t in sorted(buckets):
         group = buckets[t]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 import time
@@ -117,13 +118,15 @@ async def _run(config: WorkerConfig, queue: Queue[Any], stop: Event) -> None:
 
         joins = [asyncio.create_task(join_later(p)) for p in participants]
         previous: dict[int, dict[str, Any]] = {}
-        next_sample = time.time() + SAMPLE_INTERVAL
+        # every worker samples at the same ticks (start + n seconds), so the parent can add
+        # up sample n of each worker
+        n = max(1, math.ceil((time.time() - config.start) / SAMPLE_INTERVAL))
         while time.time() < config.end and not stop.is_set():  # bounded by config.end
-            await asyncio.sleep(max(0.0, next_sample - time.time()))
-            now = time.time()
-            next_sample += SAMPLE_INTERVAL
-            queue.put(("sample", config.worker, _sample(participants, previous,
-                                                          now - config.start)))
+            await asyncio.sleep(max(0.0, config.start + n * SAMPLE_INTERVAL - time.time()))
+            sample = _sample(participants, previous, time.time() - config.start)
+            sample["n"] = n
+            queue.put(("sample", config.worker, sample))
+            n = max(n + 1, math.ceil((time.time() - config.start) / SAMPLE_INTERVAL))
         for task in joins:
             task.cancel()
         await asyncio.gather(*joins, return_exceptions=True)
