@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
-	$(VENV)/bin/pip install -q -e '.[fast,test]'
+	$(VENV)/bin/pip install -q -e '.[fast,test,load]'
 	$(VENV)/bin/pip install -q -e '.[fuzz]' || echo "atheris unavailable here: fuzz harness tests will be skipped"
 	touch $@
 

@@ -564,7 +564,8 @@ def main(argv: list[str] | None = None) -> None:
     for r in results:
         if r.placed != r.participants or r.leaked_pps > 1e-6:
             raise SystemExit(f"{r.variant.name}: lost participants or leaked load")
-    command = ".venv/bin/python -m bench.cluster_sim " + " ".join(argv if argv is not None else sys.argv[1:])
+    given = argv if argv is not None else sys.argv[1:]
+    command = ".venv/bin/python -m bench.cluster_sim " + " ".join(given)
     if args.markdown is not None:
         block = results_block(cfg, results, command.strip(), args.label)
         write_markdown(args.markdown, block, args.label)

@@ -26,6 +26,11 @@ def _parser() -> argparse.ArgumentParser:
     from tertulia.cluster.flags import add_parsers
 
     add_parsers(sub)
+    from tertulia.loadtest.run import add_arguments as loadtest_arguments
+
+    loadtest_arguments(sub.add_parser(
+        "loadtest", help="synthetic WebRTC participants against a deployment (load testing)"
+    ))
     return parser
 
 
@@ -55,6 +60,10 @@ def _address_flags(serve: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "loadtest":
+        from tertulia.loadtest.run import main as loadtest
+
+        return loadtest(args)
     from tertulia.cluster.flags import CLUSTER_SETTINGS
 
     names = ("host", "port", "media_port", "public_ip", "slots", "log_level", *CLUSTER_SETTINGS)

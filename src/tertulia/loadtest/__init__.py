@@ -1,0 +1,1 @@
+"""`tertulia loadtest`: synthetic WebRTC participants against a deployment (see run.py)."""
