@@ -15,9 +15,14 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from tertulia.accept import Acceptor
+from tertulia.cluster.metrics import ShardCollector
+from tertulia.cluster.pool import RegistryPool
 from tertulia.config import Settings
 from tertulia.doctor import RECOMMENDED_UDP_BUFFER
+from tertulia.focus.focus import Focus
+from tertulia.focus.selection import BridgeSelector
 from tertulia.metrics import BridgeCollector
+from tertulia.registry.memory import MemoryRegistry
 from tertulia.serve import SIGNAL_METRICS_KEY, build
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -32,6 +37,9 @@ def exported_names() -> set[str]:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(BridgeCollector(bridge))
     registry.register(signal)
+    # a shard's own metrics (tertulia shard): focus and bridge pool
+    pool = RegistryPool(MemoryRegistry(), BridgeSelector(), secret="s" * 32, shard_id="s1")
+    registry.register(ShardCollector(Focus(pool), pool))
     names: set[str] = set()
     for line in generate_latest(registry).decode().splitlines():
         if line.startswith("# TYPE "):
