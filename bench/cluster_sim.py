@@ -565,9 +565,9 @@ def main(argv: list[str] | None = None) -> None:
         if r.placed != r.participants or r.leaked_pps > 1e-6:
             raise SystemExit(f"{r.variant.name}: lost participants or leaked load")
     given = argv if argv is not None else sys.argv[1:]
-    command = ".venv/bin/python -m bench.cluster_sim " + " ".join(given)
+    command = " ".join([".venv/bin/python -m bench.cluster_sim", *given])
     if args.markdown is not None:
-        block = results_block(cfg, results, command.strip(), args.label)
+        block = results_block(cfg, results, command, args.label)
         write_markdown(args.markdown, block, args.label)
     if args.plot is not None:
         title = (
