@@ -139,8 +139,9 @@ export async function getDisplayTrack() {
 }
 
 // The bridge forwards Opus and VP8 only (docs/protocol.md). Offering just those keeps the
-// offer small: with every codec Chrome knows, 22 m-lines make a ~70 KB offer.
-const CODECS = { audio: /^audio\/opus$/i, video: /^video\/vp8$/i };
+// offer small: with every codec Chrome knows, 22 m-lines make a ~70 KB offer. RTX stays: the
+// bridge retransmits on it and pads with it to probe a receiver's bandwidth.
+const CODECS = { audio: /^audio\/opus$/i, video: /^video\/(vp8|rtx)$/i };
 
 function preferCodecs(transceiver, kind) {
   try {
