@@ -20,6 +20,7 @@ from typing import Any
 from tertulia.bridge import bandwidth
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import ConstraintsError, parse_constraints
+from tertulia.bridge.droplog import DropLog
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
@@ -87,6 +88,7 @@ class Bridge:
         self.started_at = time.time()
         self.closed_totals = Totals()  # traffic of endpoints already gone
         self.sampler = StatsSampler()
+        self.drop_log = DropLog()
         self.draining = False
         self.shutting_down = False
 
@@ -377,6 +379,7 @@ class Bridge:
 
     def tick(self, now: float) -> None:
         """DTLS retransmissions and consent/connect expiry (RFC 7675 §5.1)."""
+        self.drop_log.tick(self.counters, now)
         for conference in list(self.conferences.values()):
             if conference.speaker_tick(now):
                 self.counters["dominant-speaker-changes"] += 1
