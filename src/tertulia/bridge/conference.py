@@ -142,7 +142,8 @@ class Conference:
         rank = {e: i for i, e in enumerate(order)}
         for receiver in self.endpoints.values():
             seated = receiver.occupants
-            if change.current == receiver.id or change.current in seated or None in seated:
+            if (not seated or change.current == receiver.id or change.current in seated
+                    or None in seated):  # no slots (a relayed participant), or room left
                 continue
             evict = max(range(len(seated)), key=lambda i: rank.get(seated[i] or "", -1))
             seated[evict] = None
