@@ -113,6 +113,7 @@ class Peer:
     room: str
     slots: int = 2
     shade: int = 80
+    fps: int = 15  # camera frame rate (lower it where many peers share a few cores)
     frequency: float = 440.0
     loudness: float = 8000.0  # tone amplitude; 0 sends silence
     talking: bool = False  # speech-like bursts instead of a steady tone
@@ -177,7 +178,7 @@ class Peer:
         self.pc = RTCPeerConnection(config)
         mic = ToneTrack(self.frequency, self.loudness, bursts=self.talking)
         self.pc.addTransceiver(mic, direction="sendonly")
-        self.pc.addTransceiver(PatternTrack(self.shade), direction="sendonly")
+        self.pc.addTransceiver(PatternTrack(self.shade, fps=self.fps), direction="sendonly")
         if self.screen:
             self.pc.addTransceiver(PatternTrack(250, 320, 180, 5), direction="sendonly")
         for _ in range(self.slots):

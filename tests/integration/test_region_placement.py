@@ -1,6 +1,7 @@
 """Region-based placement: two bridge processes in two regions, one shard with the region
 strategy; participants whose front says X-Proxy-Region eu or us land on their region's bridge,
-and a later joiner from another region joins the conference where it is (no spreading)."""
+and a later joiner from another region lands on its own region's bridge too: the conference
+then spans both, joined by a relay (tests/integration/test_cascade.py tests relays in depth)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ async def test_participants_land_on_their_regions_bridge() -> None:
 
             for region, group in peers.items():
                 assert {bridge_port(p) for p in group} == {control[region]}, region
-            assert bridge_port(late) == control["eu"]
+            assert bridge_port(late) == control["us"]  # cascaded, not sent across
             room_eu = [*peers["eu"], late]
             assert await wait_until(
                 lambda: decodes_each_other(room_eu, 5) and decodes_each_other(peers["us"], 5),
@@ -73,5 +74,6 @@ async def test_participants_land_on_their_regions_bridge() -> None:
             log = shard.output()
             assert "conference placed on bridge jvb-eu" in log
             assert "conference placed on bridge jvb-us" in log
+            assert "conference extended to bridge jvb-us" in log
         finally:
             await asyncio.gather(*(p.close() for p in everyone), return_exceptions=True)

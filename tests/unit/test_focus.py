@@ -1,8 +1,11 @@
-"""The focus with hand-written fake bridges: placement once per conference, failure moves."""
+"""The focus with hand-written fake bridges: placement, relays between the bridges of a
+conference, failure moves."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -15,6 +18,8 @@ class FakeBridge:
         self._id = bridge_id
         self.endpoints: set[tuple[str, str]] = set()
         self.blocked: list[tuple[str, str, bool]] = []
+        self.relays: dict[tuple[str, str], dict[str, Any] | None] = {}  # -> peer, once connected
+        self.relay_calls: list[str] = []
 
     @property
     def bridge_id(self) -> str:
@@ -37,18 +42,38 @@ class FakeBridge:
         self.blocked.append((endpoint_id, kind, blocked))
         return True
 
+    async def relay_open(self, conference_id: str, peer_bridge: str) -> dict[str, Any]:
+        self.relay_calls.append(f"open {peer_bridge}")
+        self.relays[(conference_id, peer_bridge)] = None
+        return {"bridge": self._id}
+
+    async def relay_connect(self, conference_id: str, peer_bridge: str, peer: dict[str, Any],
+                            active: bool) -> bool:
+        self.relay_calls.append(f"connect {peer_bridge} {'active' if active else 'passive'}")
+        self.relays[(conference_id, peer_bridge)] = peer
+        return True
+
+    async def relay_close(self, conference_id: str, peer_bridge: str) -> bool:
+        self.relay_calls.append(f"close {peer_bridge}")
+        return self.relays.pop((conference_id, peer_bridge), 0) != 0
+
 
 class FakePool:
     def __init__(self, *bridges: FakeBridge) -> None:
         self.live = {b.bridge_id: b for b in bridges}
         self.choices: list[str | None] = []
+        self.seen: list[dict[str, int]] = []
 
-    async def choose(self, region: str | None) -> tuple[BridgeClient, str]:
+    async def choose(self, region: str | None, conference: Mapping[str, int]
+                     ) -> tuple[BridgeClient, str]:
+        """The region's bridge, else the conference's busiest, else the first by id."""
         self.choices.append(region)
+        self.seen.append(dict(conference))
         if not self.live:
             raise FocusError("no-bridge", "none")
-        bridge = self.live.get(region or "") or sorted(self.live.values(),
-                                                       key=lambda b: b.bridge_id)[0]
+        busiest = max(conference, key=lambda b: conference[b]) if conference else ""
+        bridge = (self.live.get(region or "") or self.live.get(busiest)
+                  or sorted(self.live.values(), key=lambda b: b.bridge_id)[0])
         return bridge, "test"
 
     def client(self, bridge_id: str) -> BridgeClient | None:
@@ -60,17 +85,60 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_a_conference_is_placed_once_and_stays_on_its_bridge() -> None:
+async def test_the_pool_places_each_participant_knowing_the_conference() -> None:
     a, b = FakeBridge("a"), FakeBridge("b")
     pool = FakePool(a, b)
     focus = Focus(pool)
-    first = await focus.offer("room", "p1", "sdp", region="b")
-    second = await focus.offer("room", "p2", "sdp", region="a")  # region of a later joiner
-    assert first.answer == second.answer == "answer from b"  # no spreading without relays
-    assert pool.choices == ["b"]
-    assert focus.bridge_of("room") == "b" and len(b.endpoints) == 2 and not a.endpoints
+    first = await focus.offer("room", "p1", "sdp", region=None)
+    second = await focus.offer("room", "p2", "sdp", region=None)
+    assert first.answer == second.answer == "answer from a"
+    assert pool.seen == [{}, {"a": 1}]  # the pool is told where the conference is
+    assert focus.bridge_of("room") == "a" and len(a.endpoints) == 2 and not b.endpoints
+    assert a.relay_calls == [] and b.relay_calls == []  # one bridge: no relay
     await focus.offer("other", "p3", "sdp", region=None, blocked=frozenset({"audio"}))
     assert a.blocked == [("p3", "audio", True)]
+
+
+async def test_a_conference_on_two_bridges_gets_one_relay_between_them() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    focus = Focus(FakePool(a, b))
+    await focus.offer("room", "p1", "sdp", region="a")
+    await focus.offer("room", "p2", "sdp", region="b")  # another region: cascaded
+    await focus.offer("room", "p3", "sdp", region="b")
+    await focus.offer("room", "p4", "sdp", region="a")
+    cid = focus.conferences["room"].conference_id
+    assert focus.bridges_of("room") == {"a": 2, "b": 2}
+    # once per pair: each side opens, then each is given the other's parameters
+    assert a.relay_calls == ["open b", "connect b passive"]
+    assert b.relay_calls == ["open a", "connect a active"]
+    assert a.relays == {(cid, "b"): {"bridge": "b"}}
+    assert b.relays == {(cid, "a"): {"bridge": "a"}}
+
+    focus.leave("room", "p2")
+    await settle()
+    assert a.relays  # b still holds p3
+    focus.leave("room", "p3")  # b holds none of the conference now
+    await settle()
+    assert a.relay_calls[-1] == "close b" and not a.relays
+    await focus.offer("room", "p5", "sdp", region="b")  # b again: a fresh relay
+    assert a.relay_calls[-2:] == ["open b", "connect b passive"]
+
+
+async def test_a_failed_bridge_of_a_cascaded_conference_is_cut_off() -> None:
+    a, b = FakeBridge("a"), FakeBridge("b")
+    pool = FakePool(a, b)
+    focus = Focus(pool)
+    asked: list[str] = []
+    focus.on_renegotiate = lambda room, pid, reason: asked.append(pid)
+    await focus.offer("room", "p1", "sdp", region="a")
+    await focus.offer("room", "p2", "sdp", region="b")
+    del pool.live["b"]
+    focus.bridge_failed("b")
+    await settle()
+    assert asked == ["p2"] and focus.has_media("room", "p1")  # the conference goes on
+    assert a.relay_calls[-1] == "close b" and not a.relays
+    await focus.offer("room", "p2", "sdp", region="b")  # b is gone: lands on a
+    assert focus.bridges_of("room") == {"a": 2}
 
 
 async def test_leave_expires_and_forgets_the_empty_conference() -> None:

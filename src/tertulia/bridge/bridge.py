@@ -22,6 +22,8 @@ from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.droplog import DropLog
 from tertulia.bridge.endpoint import Address, Endpoint
+from tertulia.bridge.relay import RelayPeer
+from tertulia.bridge.relay_link import Relay, RelayedEndpoint
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
 from tertulia.bridge.stats import StatsSampler, Totals, snapshot
@@ -79,6 +81,9 @@ class Bridge:
         self.conferences: dict[str, Conference] = {}
         self.by_ufrag: dict[str, Endpoint] = {}
         self.by_addr: dict[Address, Endpoint] = {}
+        self.relay_ufrags: dict[str, Relay] = {}  # our ICE ufrag of each relay
+        self.relay_addrs: dict[Address, Relay] = {}  # the far bridge's address of each relay
+        self.relay_totals = Totals()  # traffic of relays already closed
         self.counters: Counter[str] = Counter()
         self.on_expired: ExpiredCallback | None = None
         self._socket = UdpSocket(self.datagram_received, self._count_error)
@@ -89,6 +94,7 @@ class Bridge:
         self.closed_totals = Totals()  # traffic of endpoints already gone
         self.sampler = StatsSampler()
         self.drop_log = DropLog()
+        self.relay_sampler = StatsSampler()
         self.draining = False
         self.shutting_down = False
 
@@ -107,6 +113,8 @@ class Bridge:
 
     async def stop(self) -> None:
         for conference in list(self.conferences.values()):
+            for peer_id in list(conference.relays):
+                self.relay_close(conference.id, peer_id)
             for endpoint_id in list(conference.endpoints):
                 self.expire(conference.id, endpoint_id)
         for task in (self._ticker, self._fast_ticker):
@@ -134,6 +142,9 @@ class Bridge:
         from tertulia.protocol.sdp import SdpError
 
         conference = self.conferences.get(conference_id)
+        if conference is not None and isinstance(conference.endpoints.get(endpoint_id),
+                                                 RelayedEndpoint):
+            conference.remove(endpoint_id)  # it moved here from another bridge: local wins
         if conference is not None and endpoint_id in conference.endpoints:
             raise AllocationError("already-offered", "this endpoint already has media")
         try:
@@ -197,10 +208,70 @@ class Bridge:
             if self.by_addr.get(addr) is endpoint:
                 del self.by_addr[addr]
         endpoint.close()
-        if not conference.endpoints:
+        if not any(not isinstance(e, RelayedEndpoint) for e in conference.endpoints.values()):
+            for peer_id in list(conference.relays):  # no one left here to relay
+                self.relay_close(conference_id, peer_id)
             del self.conferences[conference_id]
             self.counters["conferences-completed"] += 1
         return True
+
+    # -- relays (bridge/relay_link.py) -----------------------------------------------------
+
+    def relay_open(self, conference_id: str, peer_id: str) -> RelayPeer:
+        """Open (or reopen) this conference's relay to bridge ``peer_id``; returns what the
+        other bridge needs to reach it."""
+        conference = self.conferences.get(conference_id)
+        if conference is None:
+            conference = Conference(conference_id)
+            self.conferences[conference_id] = conference
+            self.counters["conferences-created"] += 1
+        if peer_id in conference.relays:
+            self.relay_close(conference_id, peer_id)
+        relay = Relay(conference, peer_id, self.certificate, self._transmit, self.clock())
+        while relay.creds.local_ufrag in self.relay_ufrags or \
+                relay.creds.local_ufrag in self.by_ufrag:
+            relay = Relay(conference, peer_id, self.certificate, self._transmit, self.clock())
+        conference.relays[peer_id] = relay
+        self.relay_ufrags[relay.creds.local_ufrag] = relay
+        self.counters["relays-opened"] += 1
+        return RelayPeer(self.settings.public_ip, self.settings.media_port,
+                         relay.creds.local_ufrag, relay.creds.local_pwd,
+                         self.certificate.fingerprint)
+
+    def relay_connect(self, conference_id: str, peer_id: str, peer: RelayPeer,
+                      active: bool) -> bool:
+        relay = self._relay(conference_id, peer_id)
+        if relay is None:
+            return False
+        relay.connect(peer, active, self.clock())
+        if relay.addr is not None:
+            self.relay_addrs[relay.addr] = relay
+        return True
+
+    def relay_close(self, conference_id: str, peer_id: str) -> bool:
+        """Idempotent: close the relay and forget the far bridge's participants."""
+        conference = self.conferences.get(conference_id)
+        relay = conference.relays.pop(peer_id, None) if conference else None
+        if relay is None or not isinstance(relay, Relay):
+            return False
+        relay.close()
+        st = relay.stats
+        self.relay_totals = self.relay_totals.add(
+            Totals(st.rtp_in + st.rtcp_in, st.rtp_out + st.rtcp_out, st.bytes_in, st.bytes_out))
+        self.relay_ufrags.pop(relay.creds.local_ufrag, None)
+        if relay.addr is not None and self.relay_addrs.get(relay.addr) is relay:
+            del self.relay_addrs[relay.addr]
+        self.counters["relays-closed"] += 1
+        return True
+
+    def _relay(self, conference_id: str, peer_id: str) -> Relay | None:
+        conference = self.conferences.get(conference_id)
+        relay = conference.relays.get(peer_id) if conference else None
+        return relay if isinstance(relay, Relay) else None
+
+    def relays(self) -> list[Relay]:
+        return [r for c in self.conferences.values() for r in c.relays.values()
+                if isinstance(r, Relay)]
 
     def set_blocked(self, conference_id: str, endpoint_id: str, kind: str, blocked: bool) -> bool:
         """Drop (or forward again) one kind of an endpoint's media: a moderator's mute."""
@@ -261,6 +332,10 @@ class Bridge:
                 return
             endpoint = self.by_addr.get(addr)
             if endpoint is None:
+                relay = self.relay_addrs.get(addr)
+                if relay is not None:
+                    self._on_relay(relay, kind, data)
+                    return
                 self.counters["dropped-unknown-address"] += 1
                 return
             if kind == Kind.DTLS:
@@ -282,6 +357,13 @@ class Bridge:
             self.counters["dropped-malformed-stun"] += 1
             return
         ufrag = ice.username_local_ufrag(message)
+        relay = self.relay_ufrags.get(ufrag) if ufrag else None
+        if relay is not None:
+            self._on_relay_check(relay, message, addr)
+            return
+        if ufrag is None and addr in self.relay_addrs:  # the answer to our own check
+            self.relay_addrs[addr].heard(self.clock())
+            return
         endpoint = self.by_ufrag.get(ufrag) if ufrag else None
         if endpoint is None:
             self.counters["dropped-stun-unknown-user"] += 1
@@ -297,6 +379,31 @@ class Bridge:
                 self.counters["ice-succeeded"] += 1
             endpoint.accept_check(addr, result.nominated, self.clock())
             self.by_addr[addr] = endpoint
+
+    def _on_relay_check(self, relay: Relay, message: Any, addr: Address) -> None:
+        """The active side of a relay checks us like a client would (ICE, RFC 8445 §7.3)."""
+        result = ice.answer_check(message, relay.creds, addr)
+        if result.response is not None:
+            self._transmit(result.response, addr)
+        if result.error is not None:
+            self.counters["dropped-relay-stun-" + result.error.replace(" ", "-")] += 1
+            return
+        if relay.addr != addr:
+            if relay.addr is not None and self.relay_addrs.get(relay.addr) is relay:
+                del self.relay_addrs[relay.addr]
+            self.relay_addrs[addr] = relay
+        relay.accept_check(addr, self.clock())
+
+    def _on_relay(self, relay: Relay, kind: Kind, data: bytes) -> None:
+        now = self.clock()
+        if kind == Kind.DTLS:
+            relay.on_dtls(data, now)
+        elif kind == Kind.RTP:
+            relay.on_rtp(data, now)
+        elif kind == Kind.RTCP:
+            relay.on_rtcp(data, now)
+        else:
+            self.counters["dropped-unknown-kind"] += 1
 
     def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
         if endpoint.on_dtls(data, addr):
@@ -349,6 +456,9 @@ class Bridge:
         conference = self.conferences.get(endpoint.conference_id)
         if conference is not None:
             conference.on_rtcp(endpoint, packets, self.clock())
+            for relay in conference.relays.values():
+                if isinstance(relay, Relay):
+                    relay.forward_sender_reports(endpoint, packets)
 
     # -- timers ---------------------------------------------------------------------------
 
@@ -384,7 +494,17 @@ class Bridge:
             if conference.speaker_tick(now):
                 self.counters["dominant-speaker-changes"] += 1
             conference.refresh_layers(now)
+            for peer_id, relay in list(conference.relays.items()):
+                if isinstance(relay, Relay):
+                    relay.tick(now)
+                    if relay.expired(now):
+                        log.warning("relay to bridge %s went silent: closing it", peer_id,
+                                    extra={"conference": conference.id})
+                        self.counters["relays-expired"] += 1
+                        self.relay_close(conference.id, peer_id)
             for endpoint in list(conference.endpoints.values()):
+                if isinstance(endpoint, RelayedEndpoint):
+                    continue  # its own bridge watches its consent
                 endpoint.dtls_tick(now)
                 if endpoint.last_consent is None:
                     if now - endpoint.created > self.settings.connect_timeout:

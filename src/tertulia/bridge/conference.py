@@ -14,6 +14,7 @@ from tertulia.bridge import bandwidth
 from tertulia.bridge.bwe import RateMeter
 from tertulia.bridge.constraints import videos_in_order
 from tertulia.bridge.endpoint import Endpoint, SendingMedia
+from tertulia.bridge.relay import RelaySink, fold_height
 from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
 from tertulia.bridge.rtp.rtcp import (
     Fir,
@@ -52,6 +53,8 @@ class Conference:
         self.sharers: list[str] = []
         self.speaker = DominantSpeaker()
         self.now = 0.0  # the latest time seen (layer liveness is judged against it)
+        # relays to the conference's other bridges, by peer bridge id (bridge/relay_link.py)
+        self.relays: dict[str, RelaySink] = {}
 
     # -- membership and slots ------------------------------------------------------------
 
@@ -139,7 +142,8 @@ class Conference:
         rank = {e: i for i, e in enumerate(order)}
         for receiver in self.endpoints.values():
             seated = receiver.occupants
-            if change.current == receiver.id or change.current in seated or None in seated:
+            if (not seated or change.current == receiver.id or change.current in seated
+                    or None in seated):  # no slots (a relayed participant), or room left
                 continue
             evict = max(range(len(seated)), key=lambda i: rank.get(seated[i] or "", -1))
             seated[evict] = None
@@ -245,6 +249,8 @@ class Conference:
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return
+        for relay in self.relays.values():  # every local source, every layer, once per relay
+            relay.forward_rtp(sender, media, ssrc, plain, now)
         level_id = media.audio_level_id
         if level_id is not None:
             for ext_id, value in extensions:
@@ -323,6 +329,8 @@ class Conference:
                     continue
                 limit = receiver.constraints.max_height(sender.id)
                 wanted = -1 if limit < 0 or wanted < 0 else max(wanted, limit)
+            for relay in self.relays.values():  # the far bridge's receivers, as one receiver
+                wanted = fold_height(wanted, relay.max_height(sender.id))
             if wanted != sender.max_height_wanted:
                 sender.max_height_wanted = wanted
                 sender.notify({"type": "sender-constraints", "maxHeight": wanted})

@@ -53,6 +53,36 @@ def rates_between(older: Totals, newer: Totals, seconds: float) -> Rates:
     )
 
 
+def relay_stats(bridge: Bridge, now: float) -> dict[str, Any]:
+    """Relays between bridges: how many, the streams crossing them, their traffic."""
+    relays = bridge.relays()
+    live = bridge.relay_totals
+    streams_in = streams_out = 0
+    for relay in relays:
+        st = relay.stats
+        live = live.add(Totals(st.rtp_in + st.rtcp_in, st.rtp_out + st.rtcp_out, st.bytes_in,
+                               st.bytes_out))
+        stream_in, stream_out = relay.streams(now)
+        streams_in += stream_in
+        streams_out += stream_out
+    rates = bridge.relay_sampler.rates(live, now)
+    return {
+        "relays": len(relays),
+        "relays_connected": sum(1 for r in relays if r.connected),
+        "relayed_endpoints": sum(len(r.remote) for r in relays),
+        "relay_streams_in": streams_in,
+        "relay_streams_out": streams_out,
+        "relay_packets_in": live.packets_in,
+        "relay_packets_out": live.packets_out,
+        "relay_bytes_in": live.bytes_in,
+        "relay_bytes_out": live.bytes_out,
+        "relay_packet_rate_in": round(rates.packet_rate_download, 1),
+        "relay_packet_rate_out": round(rates.packet_rate_upload, 1),
+        "relay_bit_rate_in": round(rates.bit_rate_download),
+        "relay_bit_rate_out": round(rates.bit_rate_upload),
+    }
+
+
 @dataclass(slots=True)
 class StatsSampler:
     """Keeps the last sample so each snapshot reports rates over the last interval."""
@@ -71,7 +101,9 @@ class StatsSampler:
 
 
 def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
-    endpoints = [e for c in bridge.conferences.values() for e in c.endpoints.values()]
+    # relayed participants (another bridge's senders, seen here) are counted under relays
+    endpoints = [e for c in bridge.conferences.values() for e in c.endpoints.values()
+                 if not getattr(e, "relayed", False)]
     live = Totals()
     sending_audio = sending_video = 0
     for e in endpoints:
@@ -91,7 +123,7 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "conferences": len(bridge.conferences),
         "endpoints": len(endpoints),
         "largest_conference": max((len(c.endpoints) for c in bridge.conferences.values()),
-                                  default=0),
+                                  default=0),  # relayed participants included
         "endpoints_connected": sum(1 for e in endpoints if e.connected),
         "endpoints_sending_audio": sending_audio,
         "endpoints_sending_video": sending_video,
@@ -119,6 +151,7 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "total_conferences_completed": counters["conferences-completed"],
         "total_dominant_speaker_changes": counters["dominant-speaker-changes"],
         "media_port": bridge.settings.media_port,
+        **relay_stats(bridge, now),
         "counters": dict(counters),
     }
 

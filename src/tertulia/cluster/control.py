@@ -36,12 +36,18 @@ class ControlRequest:
     offer: str = ""
     kind: str = ""
     blocked: bool = False
+    relay: str = ""  # the other bridge's id (relay-open, relay-connect, relay-close)
+    peer: dict[str, Any] | None = None  # relay-connect: what relay-open answered there
+    active: bool = False  # relay-connect: this side sends the checks and is the DTLS client
 
 
 _NEEDS = {
     "allocate": ("conference", "endpoint", "offer"),
     "expire": ("conference", "endpoint"),
     "set-blocked": ("conference", "endpoint", "kind", "blocked"),
+    "relay-open": ("conference", "relay"),
+    "relay-connect": ("conference", "relay", "peer", "active"),
+    "relay-close": ("conference", "relay"),
     "drain": (),
     "ping": (),
 }
@@ -62,11 +68,12 @@ def parse_request(text: str) -> ControlRequest:
         raise ControlError("bad-message", f"unknown request type {str(kind)[:40]!r}", request_id)
     for name in _NEEDS[kind]:
         value = data.get(name)
-        expected = bool if name == "blocked" else str
+        expected: type = (bool if name in ("blocked", "active")
+                          else dict if name == "peer" else str)
         if not isinstance(value, expected) or (expected is str and not value):
             raise ControlError("bad-message", f"field {name!r} missing or wrong type",
                                request_id)
-        if name in ("conference", "endpoint") and len(str(value)) > 128:
+        if name in ("conference", "endpoint", "relay") and len(str(value)) > 128:
             raise ControlError("bad-message", f"field {name!r} too long", request_id)
     if kind == "set-blocked" and data["kind"] not in KINDS:
         raise ControlError("bad-message", "field 'kind' must be audio, video or screen",
@@ -79,6 +86,9 @@ def parse_request(text: str) -> ControlRequest:
         offer=data.get("offer", ""),
         kind=data.get("kind", ""),
         blocked=bool(data.get("blocked", False)),
+        relay=data.get("relay", ""),
+        peer=data.get("peer"),
+        active=bool(data.get("active", False)),
     )
 
 

@@ -156,6 +156,25 @@ class ControlClient:
                                   "endpoint": endpoint_id, "kind": kind, "blocked": blocked})
         return bool(reply.get("done"))
 
+    async def relay_open(self, conference_id: str, peer_bridge: str) -> dict[str, Any]:
+        reply = await self._call({"type": "relay-open", "conference": conference_id,
+                                  "relay": peer_bridge})
+        peer = reply.get("peer")
+        if not isinstance(peer, dict):
+            raise AllocationError("bridge-error", "the bridge's relay-open answer is malformed")
+        return peer
+
+    async def relay_connect(self, conference_id: str, peer_bridge: str, peer: dict[str, Any],
+                            active: bool) -> bool:
+        reply = await self._call({"type": "relay-connect", "conference": conference_id,
+                                  "relay": peer_bridge, "peer": peer, "active": active})
+        return bool(reply.get("done"))
+
+    async def relay_close(self, conference_id: str, peer_bridge: str) -> bool:
+        reply = await self._call({"type": "relay-close", "conference": conference_id,
+                                  "relay": peer_bridge})
+        return bool(reply.get("closed"))
+
     async def drain(self) -> None:
         await self._call({"type": "drain"})
 

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tertulia.bridge.bridge import AllocationError, Bridge
+from tertulia.bridge.relay import RelayMessageError, RelayPeer
 from tertulia.cluster.auth import ControlAuthError, verify_header
 from tertulia.cluster.control import (
     MAX_CONTROL_MESSAGE,
@@ -76,11 +77,34 @@ class ControlServer:
             if request.conference not in bridge.conferences:
                 self.owners.pop(request.conference, None)
             return result(request.id, expired=expired)
+        if request.type.startswith("relay-"):
+            return self._relay(request, shard)
         if request.type == "set-blocked":
             done = bridge.set_blocked(request.conference, request.endpoint, request.kind,
                                       request.blocked)
             return result(request.id, done=done)
         raise ControlError("bad-message", "unknown request", request.id)  # parse_request guards
+
+    def _relay(self, request: ControlRequest, shard: str) -> dict[str, Any]:
+        """relay-open / relay-connect / relay-close (docs/protocol.md, "Relays")."""
+        bridge = self.bridge
+        if request.type == "relay-open":
+            if bridge.draining and request.conference not in bridge.conferences:
+                raise ControlError("draining", "this bridge takes no new conferences",
+                                   request.id)
+            peer = bridge.relay_open(request.conference, request.relay)
+            self.owners.setdefault(request.conference, shard)
+            return result(request.id, peer=peer.to_json())
+        if request.type == "relay-connect":
+            try:
+                peer = RelayPeer.from_json(request.peer)
+            except RelayMessageError as exc:
+                raise ControlError("bad-message", str(exc), request.id) from exc
+            done = bridge.relay_connect(request.conference, request.relay, peer,
+                                        request.active)
+            return result(request.id, done=done)
+        closed = bridge.relay_close(request.conference, request.relay)
+        return result(request.id, closed=closed)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         async def quiet() -> None:

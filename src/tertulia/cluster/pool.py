@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -103,7 +103,10 @@ class RegistryPool:
         client = self.clients.get(bridge_id)
         return client if client is not None and client.connected else None
 
-    async def choose(self, region: str | None) -> tuple[BridgeClient, str]:
+    async def choose(self, region: str | None, conference: Mapping[str, int] | None = None
+                     ) -> tuple[BridgeClient, str]:
+        """A bridge for one more participant; ``conference`` maps bridge id -> participants
+        of the conference there (focus/selection.py keeps or spreads it by strategy)."""
         tried: set[str] = set()
         for _ in range(max(1, len(self.records))):  # bounded: each bridge tried at most once
             candidates = [
@@ -111,7 +114,7 @@ class RegistryPool:
                 for r in self.records.values()
                 if r.bridge_id not in self.failed_at and r.bridge_id not in tried
             ]
-            bridge_id = self.selector.select(candidates, {}, region)
+            bridge_id = self.selector.select(candidates, conference or {}, region)
             if bridge_id is None:
                 break
             record = self.records[bridge_id]

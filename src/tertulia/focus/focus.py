@@ -1,11 +1,15 @@
 """The focus: one conference per room, placing each participant's endpoint on a bridge.
 
 Bridges are reached through a :class:`BridgePool` (docs/protocol.md): the in-process bridge of
-`tertulia serve`, or bridges from the registry over the control API (`tertulia shard`). A
-conference lives on one bridge: until relays between bridges exist, the focus never spreads a
-conference, whatever the selection strategy. When a bridge fails, the focus forgets the
-conferences on it and asks each of their participants to renegotiate; their fresh offers land
-on another bridge.
+`tertulia serve`, or bridges from the registry over the control API (`tertulia shard`). The pool
+chooses a bridge for each participant, knowing how many of the conference each bridge holds
+(focus/selection.py): with strategy ``single`` the conference stays on one bridge; with
+``region`` or ``split`` it may span bridges (cascading). Each pair of a conference's bridges is
+connected by a relay (bridge/relay_link.py), which the focus sets up with ``relay-open`` on
+both and ``relay-connect`` on both, and tears down with ``relay-close`` when one of the two
+holds none of the conference any more. When a bridge fails, its participants are asked to
+renegotiate; their fresh offers land on another bridge (the conference goes on wherever it
+still has participants).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,12 +42,21 @@ class BridgeClient(Protocol):
     async def set_blocked(self, conference_id: str, endpoint_id: str, kind: str,
                           blocked: bool) -> bool: ...
 
+    async def relay_open(self, conference_id: str, peer_bridge: str) -> dict[str, Any]: ...
+
+    async def relay_connect(self, conference_id: str, peer_bridge: str, peer: dict[str, Any],
+                            active: bool) -> bool: ...
+
+    async def relay_close(self, conference_id: str, peer_bridge: str) -> bool: ...
+
 
 class BridgePool(Protocol):
     """Where the focus's bridges come from."""
 
-    async def choose(self, region: str | None) -> tuple[BridgeClient, str]:
-        """A bridge for a new conference and the reason for the choice; raises FocusError."""
+    async def choose(self, region: str | None, conference: Mapping[str, int]
+                     ) -> tuple[BridgeClient, str]:
+        """A bridge for one more participant of a conference (``conference``: bridge id ->
+        its participants there) and the reason for the choice; raises FocusError."""
         ...
 
     def client(self, bridge_id: str) -> BridgeClient | None:
@@ -61,10 +75,21 @@ class FocusError(Exception):
 class FocusConference:
     room: str
     conference_id: str
-    bridge_id: str | None = None
     endpoints: set[str] = field(default_factory=set)
+    where: dict[str, str] = field(default_factory=dict)  # participant -> bridge id
+    relays: set[frozenset[str]] = field(default_factory=set)  # bridge pairs with a relay
     placing: int = 0  # offers being allocated right now
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def counts(self) -> Counter[str]:
+        """Participants per bridge."""
+        return Counter(self.where[p] for p in self.endpoints if p in self.where)
+
+    @property
+    def bridge_id(self) -> str | None:
+        """The bridge holding most of the conference (None: no media anywhere)."""
+        counts = self.counts()
+        return min(counts, key=lambda b: (-counts[b], b)) if counts else None
 
 
 MediaLostCallback = Callable[[str, str, str], None]  # room, participant id, reason
@@ -79,6 +104,8 @@ class Focus:
         self.on_media_lost: MediaLostCallback | None = None
         self.on_renegotiate: RenegotiateCallback | None = None
         self.moved = 0  # participants asked to renegotiate after a bridge failure
+        self.relays_opened = 0
+        self._failures: Counter[str] = Counter()  # bridge id -> times it failed
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _conference(self, room: str) -> FocusConference:
@@ -96,6 +123,11 @@ class Focus:
     def bridge_of(self, room: str) -> str | None:
         conf = self.conferences.get(room)
         return conf.bridge_id if conf is not None else None
+
+    def bridges_of(self, room: str) -> dict[str, int]:
+        """Participants per bridge of the room's conference."""
+        conf = self.conferences.get(room)
+        return dict(conf.counts()) if conf is not None else {}
 
     async def offer(
         self, room: str, participant_id: str, sdp: str, *, blocked: frozenset[str] = frozenset(),
@@ -115,16 +147,18 @@ class Focus:
 
     async def _place(self, conf: FocusConference, participant_id: str, sdp: str,
                      blocked: frozenset[str], region: str | None) -> Allocation:
-        client = self.pool.client(conf.bridge_id) if conf.bridge_id else None
         if participant_id in conf.endpoints:
-            conf.endpoints.discard(participant_id)
-            if client is not None:
-                await _quietly(client.expire(conf.conference_id, participant_id))
-        if client is None:
-            client, reason = await self.pool.choose(region)
-            conf.bridge_id = client.bridge_id
-            log.info("conference placed on bridge %s: %s", client.bridge_id, reason,
+            old = self._client_of(conf, participant_id)
+            self._drop(conf, participant_id)
+            if old is not None:
+                await _quietly(old.expire(conf.conference_id, participant_id))
+        live = {b: n for b, n in conf.counts().items() if self.pool.client(b) is not None}
+        client, reason = await self.pool.choose(region, live)
+        if client.bridge_id not in live:
+            log.info("conference %s bridge %s: %s",
+                     "extended to" if live else "placed on", client.bridge_id, reason,
                      extra={"room": conf.room, "conference": conf.conference_id})
+        failures = self._failures[client.bridge_id]
         try:
             allocation = await client.allocate(conf.conference_id, participant_id, sdp)
         except AllocationError as exc:
@@ -132,17 +166,57 @@ class Focus:
         except BridgeUnavailable as exc:
             raise FocusError("bridge-unavailable", "the media server is unavailable; "
                              "try again") from exc
-        if conf.bridge_id != client.bridge_id:  # the bridge failed while answering
+        if self._failures[client.bridge_id] != failures:  # it failed while answering
             raise FocusError("bridge-unavailable", "the media server went away; try again")
         conf.endpoints.add(participant_id)
+        conf.where[participant_id] = client.bridge_id
         for kind in blocked:
             await _quietly(client.set_blocked(conf.conference_id, participant_id, kind, True))
+        for other in sorted(live):
+            if other != client.bridge_id:
+                await self._link(conf, other, client)
         return allocation
+
+    async def _link(self, conf: FocusConference, existing: str, new: BridgeClient) -> None:
+        """Connect two bridges of a conference with a relay; the newly added bridge is the
+        active side (it sends the connectivity checks and is the DTLS client)."""
+        pair = frozenset((existing, new.bridge_id))
+        old = self.pool.client(existing)
+        if pair in conf.relays or old is None:
+            return
+        cid = conf.conference_id
+        try:
+            old_side = await old.relay_open(cid, new.bridge_id)
+            new_side = await new.relay_open(cid, existing)
+            await old.relay_connect(cid, new.bridge_id, new_side, False)
+            await new.relay_connect(cid, existing, old_side, True)
+        except (AllocationError, BridgeUnavailable) as exc:
+            log.warning("relay between bridges %s and %s failed: %s", existing,
+                        new.bridge_id, exc, extra={"room": conf.room, "conference": cid})
+            return
+        conf.relays.add(pair)
+        self.relays_opened += 1
+        log.info("relay between bridges %s and %s", existing, new.bridge_id,
+                 extra={"room": conf.room, "conference": cid})
+
+    def _drop(self, conf: FocusConference, participant_id: str) -> None:
+        """Forget where a participant was; a bridge left without any of the conference has
+        its relays closed (on the other side; it closes its own when its last one leaves)."""
+        conf.endpoints.discard(participant_id)
+        bridge = conf.where.pop(participant_id, None)
+        if bridge is None or bridge in conf.counts():
+            return
+        for pair in [p for p in conf.relays if bridge in p]:
+            conf.relays.discard(pair)
+            (other,) = pair - {bridge}
+            client = self.pool.client(other)
+            if client is not None:
+                self._spawn(client.relay_close(conf.conference_id, bridge))
 
     def set_blocked(self, room: str, participant_id: str, kind: str, blocked: bool) -> None:
         """Stop (or resume) forwarding one kind of a participant's media (moderator mute)."""
         conf = self.conferences.get(room)
-        client = self._client_of(conf)
+        client = self._client_of(conf, participant_id)
         if conf is not None and client is not None and participant_id in conf.endpoints:
             self._spawn(client.set_blocked(conf.conference_id, participant_id, kind, blocked))
 
@@ -151,17 +225,17 @@ class Focus:
         conf = self.conferences.get(room)
         if conf is None or participant_id not in conf.endpoints:
             return
-        conf.endpoints.discard(participant_id)
-        client = self._client_of(conf)
+        client = self._client_of(conf, participant_id)
+        self._drop(conf, participant_id)
         if client is not None:
             self._spawn(client.expire(conf.conference_id, participant_id))
         if not conf.endpoints and not conf.placing:
             self._forget(conf)
 
-    def _client_of(self, conf: FocusConference | None) -> BridgeClient | None:
-        if conf is None or conf.bridge_id is None:
-            return None
-        return self.pool.client(conf.bridge_id)
+    def _client_of(self, conf: FocusConference | None, participant_id: str
+                   ) -> BridgeClient | None:
+        bridge = conf.where.get(participant_id) if conf is not None else None
+        return self.pool.client(bridge) if bridge is not None else None
 
     def _forget(self, conf: FocusConference) -> None:
         if self.conferences.get(conf.room) is conf:
@@ -173,7 +247,7 @@ class Focus:
         conf = self.by_conference_id.get(conference_id)
         if conf is None or endpoint_id not in conf.endpoints:
             return
-        conf.endpoints.discard(endpoint_id)
+        self._drop(conf, endpoint_id)
         room = conf.room
         if not conf.endpoints and not conf.placing:
             self._forget(conf)
@@ -181,14 +255,17 @@ class Focus:
             self.on_media_lost(room, endpoint_id, reason)
 
     def bridge_failed(self, bridge_id: str) -> None:
-        """A bridge died: its conferences start over elsewhere. Every participant that had
-        media there is asked to renegotiate (send a fresh offer); the first offer places the
-        conference on another bridge."""
-        for conf in [c for c in self.conferences.values() if c.bridge_id == bridge_id]:
-            moved = sorted(conf.endpoints)
-            conf.endpoints.clear()
-            conf.bridge_id = None
-            if not conf.placing:
+        """A bridge died: its participants are asked to renegotiate (send a fresh offer),
+        which places them on another bridge; relays to it are closed. A conference with no
+        participant left anywhere starts over (new id) with the first offer."""
+        self._failures[bridge_id] += 1
+        for conf in list(self.conferences.values()):
+            moved = sorted(p for p, b in conf.where.items() if b == bridge_id)
+            if not moved:
+                continue
+            for participant_id in moved:
+                self._drop(conf, participant_id)
+            if not conf.endpoints and not conf.placing:
                 self._forget(conf)  # the next offer opens a new conference (new id)
             log.warning("bridge %s failed: moving %d participants", bridge_id, len(moved),
                         extra={"room": conf.room, "conference": conf.conference_id})
@@ -235,6 +312,22 @@ class LocalBridge:
                           blocked: bool) -> bool:
         return self.bridge.set_blocked(conference_id, endpoint_id, kind, blocked)
 
+    async def relay_open(self, conference_id: str, peer_bridge: str) -> dict[str, Any]:
+        return self.bridge.relay_open(conference_id, peer_bridge).to_json()
+
+    async def relay_connect(self, conference_id: str, peer_bridge: str, peer: dict[str, Any],
+                            active: bool) -> bool:
+        from tertulia.bridge.relay import RelayMessageError, RelayPeer
+
+        try:
+            parsed = RelayPeer.from_json(peer)
+        except RelayMessageError as exc:
+            raise AllocationError("bad-message", str(exc)) from exc
+        return self.bridge.relay_connect(conference_id, peer_bridge, parsed, active)
+
+    async def relay_close(self, conference_id: str, peer_bridge: str) -> bool:
+        return self.bridge.relay_close(conference_id, peer_bridge)
+
 
 class SingleBridgePool:
     """A pool of exactly one always-present bridge (one process)."""
@@ -242,7 +335,8 @@ class SingleBridgePool:
     def __init__(self, client: BridgeClient) -> None:
         self._client = client
 
-    async def choose(self, region: str | None) -> tuple[BridgeClient, str]:
+    async def choose(self, region: str | None, conference: Mapping[str, int]
+                     ) -> tuple[BridgeClient, str]:
         return self._client, "the only bridge (one process)"
 
     def client(self, bridge_id: str) -> BridgeClient | None:
