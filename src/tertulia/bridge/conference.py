@@ -274,7 +274,9 @@ class Conference:
                 ):
                     self.request_keyframe(sender, now, media.role, stream.target)
                 continue
-            receiver.send_rtp(forwarded.packet, stream, forwarded.seq, now)
+            receiver.send_rtp(
+                forwarded.packet, stream, forwarded.seq, now, stamped=forwarded.stamped
+            )
 
     def _new_layer(
         self, sender: Endpoint, media: SendingMedia, ssrc: int, payload: bytes, now: float

@@ -226,6 +226,12 @@ class Endpoint:
             (v.receiver_extmap[EXT_ABS_SEND_TIME] for v in video_slots
              if EXT_ABS_SEND_TIME in v.receiver_extmap), None
         )
+        # slot streams whose abs-send-time element is the one _stamped() would fill in get
+        # the send time while they rewrite the header (SlotStream.forward), saving a scan
+        for stream in self.stream_by_ssrc.values():
+            stream.stamp_send_time = self.abs_send_time_id is not None and (
+                stream.receiver_extmap.get(EXT_ABS_SEND_TIME) == self.abs_send_time_id
+            )
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
@@ -328,10 +334,15 @@ class Endpoint:
             return bytes(buf)
         return packet
 
-    def send_rtp(self, packet: bytes, stream: SlotStream, seq: int, now: float) -> None:
+    def send_rtp(
+        self, packet: bytes, stream: SlotStream, seq: int, now: float, *, stamped: bool = False
+    ) -> None:
+        """Send a rewritten packet of ``stream``; ``stamped`` when its abs-send-time already
+        holds ``now`` (Forwarded.stamped)."""
         if self.srtp is None or self.addr is None:
             return
-        packet = self._stamped(packet, now)
+        if not stamped:
+            packet = self._stamped(packet, now)
         data = self.srtp.protect_rtp(packet)
         stream.history.add(seq, packet, now)  # plaintext: retransmissions are protected anew
         self.stats.rtp_out += 1

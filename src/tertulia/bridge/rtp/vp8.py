@@ -50,11 +50,28 @@ class Vp8Descriptor:
     non_reference: bool = False
 
 
+# The last payload parsed and its descriptor. The bridge asks about the same payload object
+# once per receiver of a packet; the descriptor is immutable and the held reference keeps the
+# payload's identity from being reused, so an identity check is enough.
+_last_parsed: tuple[bytes, Vp8Descriptor] | None = None
+
+
 def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     """Parse the payload descriptor at the start of a VP8 RTP payload.
 
     Raises ValueError if the payload ends inside the descriptor.
     """
+    global _last_parsed
+    last = _last_parsed
+    if last is not None and last[0] is payload:
+        return last[1]
+    desc = _parse_vp8_descriptor(payload)
+    if type(payload) is bytes:  # immutable: a bytearray could change under the cache
+        _last_parsed = (payload, desc)
+    return desc
+
+
+def _parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     n = len(payload)
     if n < 1:
         raise ValueError("VP8 payload is empty")
