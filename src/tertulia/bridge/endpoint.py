@@ -227,10 +227,17 @@ class Endpoint:
              if EXT_ABS_SEND_TIME in v.receiver_extmap), None
         )
         # slot streams whose abs-send-time element is the one _stamped() would fill in get
-        # the send time while they rewrite the header (SlotStream.forward), saving a scan
+        # the send time while they rewrite the header (SlotStream.forward), saving a scan; the
+        # others need no scan unless their ids put another element on that id
+        stamp_id = self.abs_send_time_id
         for stream in self.stream_by_ssrc.values():
-            stream.stamp_send_time = self.abs_send_time_id is not None and (
-                stream.receiver_extmap.get(EXT_ABS_SEND_TIME) == self.abs_send_time_id
+            extmap = stream.receiver_extmap
+            stream.stamp_send_time = stamp_id is not None and (
+                extmap.get(EXT_ABS_SEND_TIME) == stamp_id
+            )
+            stream.send_time_scan = (
+                stamp_id is not None and not stream.stamp_send_time
+                and stamp_id in extmap.values()
             )
 
     def identify(

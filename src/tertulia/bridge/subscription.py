@@ -109,7 +109,9 @@ class Forwarded:
 
     packet: bytes
     seq: int
-    stamped: bool = False  # abs-send-time already holds the send time (see stamp_send_time)
+    # Nothing for Endpoint.send_rtp to stamp: abs-send-time already holds the send time, or
+    # the packet has no element the endpoint would stamp (see SlotStream.stamp_send_time).
+    stamped: bool = False
 
 
 @dataclass(slots=True)
@@ -154,6 +156,9 @@ class SlotStream:
     # Endpoint when that is the element it would stamp on sending), rather than a placeholder
     # that the endpoint finds and overwrites afterwards.
     stamp_send_time: bool = False
+    # Whether Endpoint.send_rtp must still look for an element to stamp; cleared by the
+    # Endpoint when it knows there is none or stamp_send_time covers it.
+    send_time_scan: bool = True
 
     def attach(self, sender_id: str, ssrc: int, sender_extmap: dict[str, int]) -> None:
         """Point this slot at a source; forwarding resumes at its next usable packet. For the
@@ -240,7 +245,7 @@ class SlotStream:
             packet = b"".join((head, block, payload))
         self.packets_sent += 1
         self.octets_sent += len(payload)
-        return Forwarded(packet, out_seq, stamped)
+        return Forwarded(packet, out_seq, stamped or not self.send_time_scan)
 
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""
