@@ -269,8 +269,8 @@ class Conference:
             forwarded = stream.forward(plain, ssrc, seq, ts, extensions, payload, now)
             if forwarded is None:
                 if (
-                    stream.waiting_for_keyframe
-                    and now - media.last_keyframe_request > KEYFRAME_RETRY
+                    now - media.last_keyframe_request > KEYFRAME_RETRY
+                    and stream.waiting_for_keyframe
                 ):
                     self.request_keyframe(sender, now, media.role, stream.target)
                 continue

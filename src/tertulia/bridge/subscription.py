@@ -23,7 +23,6 @@ from tertulia.bridge.rtp.packet import (
     payload_offset,
     rewrite_header,
 )
-from tertulia.bridge.rtp.seqnum import seq_diff
 from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor, rewrite_picture_ids
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 
@@ -210,7 +209,7 @@ class SlotStream:
             if self.kind == "video" and not is_keyframe_start(payload):
                 return None
             self._start(seq, ts, now)
-        elif seq_diff(seq, self.first_seq) < 0:
+        elif ((seq - self.first_seq + 0x8000) & 0xFFFF) - 0x8000 < 0:  # seq_diff, inlined
             # Reordered packet from before the switch point: the receiver never saw that range.
             return None
         out_seq = (seq + self.seq_offset) & 0xFFFF
