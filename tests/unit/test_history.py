@@ -29,3 +29,12 @@ def test_history_lookup_out_of_order_and_repeated() -> None:
         history.add(seq, bytes([seq]), now=0.4)
     assert len(history) == 8 and history.get(11, now=0.4) is None
     assert history.get(12, now=0.4) == bytes([12])
+
+
+def test_history_joins_header_and_payload_kept_apart() -> None:
+    history = PacketHistory(max_age=1.0)
+    payload = b"shared payload"
+    history.add(7, b"head-7|", now=0.0, payload=payload)
+    history.add(8, b"whole packet 8", now=0.0)
+    assert history.get(7, now=0.5) == b"head-7|shared payload"
+    assert history.newest(2, now=0.5) == [b"whole packet 8", b"head-7|shared payload"]

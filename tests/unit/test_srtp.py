@@ -26,6 +26,9 @@ def test_rtp_calls_match_the_public_api_and_refuse_bad_packets() -> None:
         sent = pair.protect_rtp(rtp(seq))
         assert sent == reference.protect(rtp(seq))
         assert peer_rx.unprotect(sent) == rtp(seq)
+    # a header and payload given apart are protected as the one packet they make
+    head, payload = rtp(5)[:12], rtp(5)[12:]
+    assert pair.protect_rtp_parts(head, payload) == reference.protect(rtp(5))
     # what the peer sends comes back as plaintext; tampered and replayed packets are refused
     peer_tx = Session(Policy(key=rx_key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
     first = peer_tx.protect(rtp(1))

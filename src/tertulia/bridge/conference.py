@@ -274,9 +274,8 @@ class Conference:
                 ):
                     self.request_keyframe(sender, now, media.role, stream.target)
                 continue
-            receiver.send_rtp(
-                forwarded.packet, stream, forwarded.seq, now, stamped=forwarded.stamped
-            )
+            receiver.send_rtp(forwarded.header, stream, forwarded.seq, now,
+                              stamped=forwarded.stamped, payload=forwarded.payload)
 
     def _new_layer(
         self, sender: Endpoint, media: SendingMedia, ssrc: int, payload: bytes, now: float

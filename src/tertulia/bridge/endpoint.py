@@ -342,16 +342,20 @@ class Endpoint:
         return packet
 
     def send_rtp(
-        self, packet: bytes, stream: SlotStream, seq: int, now: float, *, stamped: bool = False
+        self, packet: bytes, stream: SlotStream, seq: int, now: float, *,
+        stamped: bool = False, payload: bytes = b"",
     ) -> None:
-        """Send a rewritten packet of ``stream``; ``stamped`` when its abs-send-time already
-        holds ``now`` (Forwarded.stamped)."""
+        """Send the rewritten packet ``packet + payload`` of ``stream`` (given apart, the
+        payload is neither copied nor kept once per receiver); ``stamped`` when there is
+        nothing to stamp (Forwarded.stamped)."""
         if self.srtp is None or self.addr is None:
             return
         if not stamped:
-            packet = self._stamped(packet, now)
-        data = self.srtp.protect_rtp(packet)
-        stream.history.add(seq, packet, now)  # plaintext: retransmissions are protected anew
+            packet = self._stamped(packet + payload, now)
+            payload = b""
+        data = self.srtp.protect_rtp_parts(packet, payload)
+        # plaintext: retransmissions are protected anew
+        stream.history.add(seq, packet, now, payload)
         self.stats.rtp_out += 1
         self.stats.bytes_out += len(data)
         self.send_rate.add(len(data))

@@ -104,13 +104,20 @@ def _extension_map(
 
 @dataclass(slots=True)
 class Forwarded:
-    """A packet ready to protect and send, and the facts the caller records about it."""
+    """A packet ready to protect and send, and the facts the caller records about it. The
+    packet is ``header + payload``: kept apart, the payload stays the object every receiver
+    of the packet shares (see Endpoint.send_rtp)."""
 
-    packet: bytes
+    header: bytes  # fixed header, CSRCs and extension block
+    payload: bytes
     seq: int
     # Nothing for Endpoint.send_rtp to stamp: abs-send-time already holds the send time, or
     # the packet has no element the endpoint would stamp (see SlotStream.stamp_send_time).
     stamped: bool = False
+
+    @property
+    def packet(self) -> bytes:
+        return self.header + self.payload
 
 
 @dataclass(slots=True)
@@ -239,12 +246,12 @@ class SlotStream:
             self.ssrc,
         )
         if csrc_end > 12:
-            packet = b"".join((head, plain[12:csrc_end], block, payload))
+            head = b"".join((head, plain[12:csrc_end], block))
         else:
-            packet = b"".join((head, block, payload))
+            head += block
         self.packets_sent += 1
         self.octets_sent += len(payload)
-        return Forwarded(packet, out_seq, stamped or not self.send_time_scan)
+        return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan)
 
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""

@@ -48,7 +48,7 @@ class _RtpCall:
         self._len = _ffi.new("int *")
 
     @classmethod
-    def make(cls, session: Session, protect: bool) -> Callable[[bytes], bytes]:
+    def make(cls, session: Session, protect: bool) -> Callable[[bytes], bytes] | _RtpCall:
         """The fast call when this pylibsrtp has the expected layout, else the public one."""
         public = session.protect if protect else session.unprotect
         if _lib is None:
@@ -60,13 +60,18 @@ class _RtpCall:
         except (AttributeError, TypeError, IndexError):  # pragma: no cover
             return public
 
-    def __call__(self, data: bytes) -> bytes:
+    def __call__(self, data: bytes, more: bytes = b"") -> bytes:
+        """Protect or unprotect ``data + more`` (written to the buffer one after the other)."""
         n = len(data)
-        if n > self._max:
+        total = n + len(more)
+        if total > self._max:
             raise ValueError("packet is too long")
-        self._buffer[0:n] = data
+        buffer = self._buffer
+        buffer[0:n] = data
+        if more:
+            buffer[n:total] = more
         length = self._len
-        length[0] = n
+        length[0] = total
         rc = self._func(self._context, self._cdata, length)
         if rc:
             raise SrtpError(_ERRORS[rc] if 0 <= rc < len(_ERRORS) else f"libsrtp error {rc}")
@@ -80,6 +85,7 @@ class SrtpPair:
     # RTP, per packet: set in __init__ (see _RtpCall)
     unprotect_rtp: Callable[[bytes], bytes]
     protect_rtp: Callable[[bytes], bytes]
+    protect_rtp_parts: Callable[[bytes, bytes], bytes]  # the packet header + payload
 
     def __init__(self, rx_key: bytes, tx_key: bytes) -> None:
         rx = Policy(
@@ -99,7 +105,12 @@ class SrtpPair:
         self._rx = Session(policy=rx)
         self._tx = Session(policy=tx)
         self.unprotect_rtp = _RtpCall.make(self._rx, protect=False)
-        self.protect_rtp = _RtpCall.make(self._tx, protect=True)
+        protect = _RtpCall.make(self._tx, protect=True)
+        self.protect_rtp = protect
+        if isinstance(protect, _RtpCall):
+            self.protect_rtp_parts = protect
+        else:  # pragma: no cover - another pylibsrtp layout
+            self.protect_rtp_parts = lambda head, payload: protect(head + payload)
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
         return self._rx.unprotect_rtcp(data)
