@@ -12,6 +12,8 @@ after the other. Run from the repository root:
 
     PYTHONPATH=src:. .venv/bin/python -m bench.hot_path --receivers 1 10 25
 
+``--switched`` starts every video slot as if it had shown another source before, so VP8
+picture IDs are rewritten in every packet, as in a meeting where speakers and layers changed.
 ``--profile FILE`` writes a cProfile dump of the timed part (``python -m pstats FILE``);
 py-spy can attach to the process too (``--repeat`` makes it run longer).
 """
@@ -129,8 +131,16 @@ def build(receivers: int) -> tuple[Conference, Endpoint, Session, list[Endpoint]
     return conference, sender, client_tx, others
 
 
-def run(receivers: int, packets: int, profile: str | None) -> dict[str, float | int]:
+def run(
+    receivers: int, packets: int, profile: str | None, switched: bool = False
+) -> dict[str, float | int]:
     conference, sender, client_tx, others = build(receivers)
+    if switched:
+        # as if each video slot had shown another source before: VP8 picture IDs continue
+        # from there, so every packet's descriptor is rewritten (RFC 7741 §4.2)
+        for receiver in others:
+            for _audio, video in receiver.slots:
+                video.last_out_pid, video.last_out_tl0 = 1000, 7
     plain = stream_of(load_capture(), packets)
     protected = [(t, client_tx.protect(p)) for t, p in plain]
     srtp = sender.srtp
@@ -155,6 +165,7 @@ def run(receivers: int, packets: int, profile: str | None) -> dict[str, float | 
     forwarded = sum(r.stats.rtp_out for r in others) - out_before
     return {
         "receivers": receivers,
+        "switched": switched,
         "packets_in": len(timed),
         "packets_out": forwarded,
         "cpu_s": round(cpu, 4),
@@ -169,9 +180,12 @@ def main() -> None:
     parser.add_argument("--packets", type=int, default=20000, help="received per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size; median kept")
     parser.add_argument("--profile", help="write a cProfile dump of the last run here")
+    parser.add_argument("--switched", action="store_true",
+                        help="slots showed another source before: picture IDs are rewritten")
     args = parser.parse_args()
     for receivers in args.receivers:
-        results = [run(receivers, args.packets, args.profile) for _ in range(args.repeat)]
+        results = [run(receivers, args.packets, args.profile, args.switched)
+                   for _ in range(args.repeat)]
         best = sorted(results, key=lambda r: r["us_per_packet_out"])[len(results) // 2]
         best = dict(best)
         best["us_per_packet_out_runs"] = [r["us_per_packet_out"] for r in results]  # type: ignore[assignment]
