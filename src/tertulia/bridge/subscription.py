@@ -23,7 +23,12 @@ from tertulia.bridge.rtp.packet import (
     payload_offset,
     rewrite_header,
 )
-from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor, rewrite_picture_ids
+from tertulia.bridge.rtp.vp8 import (
+    after_descriptor,
+    is_keyframe_start,
+    parse_vp8_descriptor,
+    rewrite_picture_ids,
+)
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 
 # Filled in with the bridge's own send time as the packet leaves (Endpoint._stamped).
@@ -221,8 +226,10 @@ class SlotStream:
             return None
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        octets = len(payload)
+        descriptor = b""
         if self.kind == "video" and payload:
-            payload = self._continue_picture_ids(payload)
+            descriptor, payload = self._continue_picture_ids(payload)
         # seq_diff(out_seq, last_out_seq) > 0, inlined (hot path)
         if ((out_seq - self.last_out_seq + 0x8000) & 0xFFFF) - 0x8000 > 0:
             self.last_out_seq = out_seq
@@ -246,11 +253,11 @@ class SlotStream:
             self.ssrc,
         )
         if csrc_end > 12:
-            head = b"".join((head, plain[12:csrc_end], block))
+            head = b"".join((head, plain[12:csrc_end], block, descriptor))
         else:
-            head += block
+            head = b"".join((head, block, descriptor))
         self.packets_sent += 1
-        self.octets_sent += len(payload)
+        self.octets_sent += octets
         return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan)
 
     def _start(self, seq: int, ts: int, now: float) -> None:
@@ -269,17 +276,19 @@ class SlotStream:
         # Make the first packet's seq count as "newer" in forward().
         self.last_out_seq = (out_seq - 1) & 0xFFFF
 
-    def _continue_picture_ids(self, payload: bytes) -> bytes:
+    def _continue_picture_ids(self, payload: bytes) -> tuple[bytes, bytes]:
         """Shift VP8 picture IDs and TL0PICIDX so they continue where this slot left off: a
         receiver sees one stream even when the slot moves to another layer or sender (the
-        fields are per-encoder counters, RFC 7741 §4.2). Returns the payload, rewritten only
-        when an offset is not zero; non-VP8 payloads pass unchanged."""
+        fields are per-encoder counters, RFC 7741 §4.2). Returns ``(descriptor, rest)``
+        making up the payload to send: ``(b"", payload)`` when nothing changes (no offset,
+        or not VP8), else the rewritten descriptor and the payload after it, which every
+        receiver of the packet shares."""
         try:
             desc = parse_vp8_descriptor(payload)
         except ValueError:
-            return payload
+            return b"", payload
         if desc.picture_id is None:
-            return payload
+            return b"", payload
         modulus = 1 << 15 if desc.picture_id_15bit else 1 << 7
         if self.vp8_pending:
             self.vp8_pending = False
@@ -295,8 +304,11 @@ class SlotStream:
         if out_tl0 is not None:
             self.last_out_tl0 = out_tl0
         if not self.pid_offset and not self.tl0_offset:
-            return payload
-        return rewrite_picture_ids(payload, out_pid, out_tl0)
+            return b"", payload
+        return (
+            rewrite_picture_ids(payload[: desc.size], out_pid, out_tl0),
+            after_descriptor(payload),
+        )
 
     def rtx_packet(self, original: bytes) -> bytes:
         """Wrap a sent packet for retransmission on the RTX stream (RFC 4588 §4): same timestamp,

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Vp8Descriptor",
+    "after_descriptor",
     "is_keyframe_start",
     "keyframe_size",
     "parse_vp8_descriptor",
@@ -69,6 +70,23 @@ def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     if type(payload) is bytes:  # immutable: a bytearray could change under the cache
         _last_parsed = (payload, desc)
     return desc
+
+
+# payload[descriptor size:] of the last payload asked about (same reasoning as _last_parsed)
+_last_rest: tuple[bytes, bytes] | None = None
+
+
+def after_descriptor(payload: bytes) -> bytes:
+    """The VP8 payload after its payload descriptor, as one object for the same ``payload``
+    (so every receiver of a packet shares it). Raises ValueError like parse_vp8_descriptor."""
+    global _last_rest
+    last = _last_rest
+    if last is not None and last[0] is payload:
+        return last[1]
+    rest = payload[parse_vp8_descriptor(payload).size :]
+    if type(payload) is bytes:
+        _last_rest = (payload, rest)
+    return rest
 
 
 def _parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
@@ -170,7 +188,7 @@ def rewrite_picture_ids(payload: bytes, picture_id: int | None, tl0picidx: int |
     Only fields present in the descriptor are changed (None leaves a field alone); the
     picture ID keeps its 7- or 15-bit width (the value is taken modulo 2**7 or 2**15).
     """
-    desc = parse_vp8_descriptor(payload)
+    desc = _parse_vp8_descriptor(payload)  # not the cache: it holds the shared payload
     out = bytearray(payload)
     i = 2
     if desc.picture_id is not None:
