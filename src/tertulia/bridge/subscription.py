@@ -27,7 +27,7 @@ from tertulia.bridge.rtp.vp8 import (
     after_descriptor,
     is_keyframe_start,
     parse_vp8_descriptor,
-    rewrite_picture_ids,
+    rewritten_descriptor,
 )
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 
@@ -306,7 +306,7 @@ class SlotStream:
         if not self.pid_offset and not self.tl0_offset:
             return b"", payload
         return (
-            rewrite_picture_ids(payload[: desc.size], out_pid, out_tl0),
+            rewritten_descriptor(payload, desc, out_pid, out_tl0),
             after_descriptor(payload),
         )
 

@@ -29,6 +29,7 @@ __all__ = [
     "keyframe_size",
     "parse_vp8_descriptor",
     "rewrite_picture_ids",
+    "rewritten_descriptor",
 ]
 
 _KEYFRAME_START_CODE = b"\x9d\x01\x2a"  # RFC 6386 §9.1
@@ -188,8 +189,17 @@ def rewrite_picture_ids(payload: bytes, picture_id: int | None, tl0picidx: int |
     Only fields present in the descriptor are changed (None leaves a field alone); the
     picture ID keeps its 7- or 15-bit width (the value is taken modulo 2**7 or 2**15).
     """
-    desc = _parse_vp8_descriptor(payload)  # not the cache: it holds the shared payload
-    out = bytearray(payload)
+    desc = parse_vp8_descriptor(payload)
+    head = rewritten_descriptor(payload, desc, picture_id, tl0picidx)
+    return head + payload[desc.size :]
+
+
+def rewritten_descriptor(
+    payload: bytes, desc: Vp8Descriptor, picture_id: int | None, tl0picidx: int | None
+) -> bytes:
+    """The first ``desc.size`` bytes of ``payload`` (whose parsed descriptor is ``desc``)
+    with PictureID and/or TL0PICIDX replaced, as in :func:`rewrite_picture_ids`."""
+    out = bytearray(payload[: desc.size])
     i = 2
     if desc.picture_id is not None:
         if picture_id is not None:
