@@ -26,6 +26,7 @@ import json
 import os
 import statistics
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,17 @@ def run(
         profiler.dump_stats(profile or "")
     cpu = time.process_time() - start
     forwarded = sum(r.stats.rtp_out for r in others) - out_before
+    # memory the receivers' packet histories hold (objects shared among them counted once)
+    seen: set[int] = set()
+    held = 0
+    video_streams = [video for r in others for _audio, video in r.slots if video.started]
+    for stream in video_streams:
+        store = stream.history._entries  # bench only: the history's own storage
+        for entry in store.values() if isinstance(store, dict) else store:
+            for part in entry:
+                if isinstance(part, bytes) and id(part) not in seen:
+                    seen.add(id(part))
+                    held += sys.getsizeof(part)
     return {
         "receivers": receivers,
         "switched": switched,
@@ -171,6 +183,7 @@ def run(
         "cpu_s": round(cpu, 4),
         "us_per_packet_out": round(cpu / max(1, forwarded) * 1e6, 2),
         "us_per_packet_in": round(cpu / len(timed) * 1e6, 2),
+        "video_history_kib_per_stream": round(held / 1024 / max(1, len(video_streams)), 1),
     }
 
 
