@@ -10,6 +10,7 @@ import pytest
 from tertulia.bridge.rtp.packet import RtpPacket
 from tertulia.bridge.rtp.vp8 import (
     Vp8Descriptor,
+    after_descriptor,
     is_keyframe_start,
     keyframe_size,
     parse_vp8_descriptor,
@@ -162,3 +163,19 @@ def test_rewrite_picture_ids_widths() -> None:
     assert rewrite_picture_ids(only_l, 9, 4) == bytes([0x90, 0x40, 0x04, 0x00])
     with pytest.raises(ValueError):
         rewrite_picture_ids(b"\x90\x80", 1, 1)
+
+
+def test_parse_and_rest_of_one_payload_are_shared_and_correct() -> None:
+    payloads = [p.payload for _, p in _layer("h")[:20]]
+    for payload in payloads:
+        desc = parse_vp8_descriptor(payload)
+        assert parse_vp8_descriptor(payload) is desc  # asked again for the same packet
+        rest = after_descriptor(payload)
+        assert rest == payload[desc.size :] and after_descriptor(payload) is rest
+    # a mutable buffer is parsed afresh every time: it may have changed
+    buffer = bytearray(payloads[0])
+    first = parse_vp8_descriptor(buffer)  # type: ignore[arg-type]
+    buffer[0] &= ~0x10  # clear S
+    assert first.start_of_partition and not parse_vp8_descriptor(buffer).start_of_partition  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        after_descriptor(b"\x90\x80")

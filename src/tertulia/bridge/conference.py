@@ -275,12 +275,13 @@ class Conference:
             forwarded = stream.forward(plain, ssrc, seq, ts, extensions, payload, now)
             if forwarded is None:
                 if (
-                    stream.waiting_for_keyframe
-                    and now - media.last_keyframe_request > KEYFRAME_RETRY
+                    now - media.last_keyframe_request > KEYFRAME_RETRY
+                    and stream.waiting_for_keyframe
                 ):
                     self.request_keyframe(sender, now, media.role, stream.target)
                 continue
-            receiver.send_rtp(forwarded.packet, stream, forwarded.seq, now)
+            receiver.send_rtp(forwarded.header, stream, forwarded.seq, now,
+                              stamped=forwarded.stamped, payload=forwarded.payload)
 
     def _new_layer(
         self, sender: Endpoint, media: SendingMedia, ssrc: int, payload: bytes, now: float

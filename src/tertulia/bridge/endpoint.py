@@ -226,6 +226,19 @@ class Endpoint:
             (v.receiver_extmap[EXT_ABS_SEND_TIME] for v in video_slots
              if EXT_ABS_SEND_TIME in v.receiver_extmap), None
         )
+        # slot streams whose abs-send-time element is the one _stamped() would fill in get
+        # the send time while they rewrite the header (SlotStream.forward), saving a scan; the
+        # others need no scan unless their ids put another element on that id
+        stamp_id = self.abs_send_time_id
+        for stream in self.stream_by_ssrc.values():
+            extmap = stream.receiver_extmap
+            stream.stamp_send_time = stamp_id is not None and (
+                extmap.get(EXT_ABS_SEND_TIME) == stamp_id
+            )
+            stream.send_time_scan = (
+                stamp_id is not None and not stream.stamp_send_time
+                and stamp_id in extmap.values()
+            )
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
@@ -328,12 +341,21 @@ class Endpoint:
             return bytes(buf)
         return packet
 
-    def send_rtp(self, packet: bytes, stream: SlotStream, seq: int, now: float) -> None:
+    def send_rtp(
+        self, packet: bytes, stream: SlotStream, seq: int, now: float, *,
+        stamped: bool = False, payload: bytes = b"",
+    ) -> None:
+        """Send the rewritten packet ``packet + payload`` of ``stream`` (given apart, the
+        payload is neither copied nor kept once per receiver); ``stamped`` when there is
+        nothing to stamp (Forwarded.stamped)."""
         if self.srtp is None or self.addr is None:
             return
-        packet = self._stamped(packet, now)
-        data = self.srtp.protect_rtp(packet)
-        stream.history.add(seq, packet, now)  # plaintext: retransmissions are protected anew
+        if not stamped:
+            packet = self._stamped(packet + payload, now)
+            payload = b""
+        data = self.srtp.protect_rtp_parts(packet, payload)
+        # plaintext: retransmissions are protected anew
+        stream.history.add(seq, packet, now, payload)
         self.stats.rtp_out += 1
         self.stats.bytes_out += len(data)
         self.send_rate.add(len(data))

@@ -11,57 +11,118 @@ Pure: no sockets, no clock of its own; ``now`` is passed in.
 
 from __future__ import annotations
 
+import functools
 import random
+import struct
 from dataclasses import dataclass, field
 
 from tertulia.bridge.rtp.history import PacketHistory
-from tertulia.bridge.rtp.packet import payload_offset, rewrite_header
-from tertulia.bridge.rtp.seqnum import seq_diff
-from tertulia.bridge.rtp.vp8 import is_keyframe_start, parse_vp8_descriptor, rewrite_picture_ids
+from tertulia.bridge.rtp.packet import (
+    abs_send_time,
+    build_extension_block,
+    payload_offset,
+    rewrite_header,
+)
+from tertulia.bridge.rtp.vp8 import (
+    after_descriptor,
+    is_keyframe_start,
+    parse_vp8_descriptor,
+    rewritten_descriptor,
+)
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 
 # Filled in with the bridge's own send time as the packet leaves (Endpoint._stamped).
 _SEND_TIME_PLACEHOLDER = bytes(3)
+_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1 fixed header
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class ExtensionMap:
-    """Translate a sender's header extension ids into a receiver's (RFC 8285 §5)."""
+    """Translate a sender's header extension ids into a receiver's (RFC 8285 §5).
+
+    One map is shared by every slot stream with the same ids and mid (see :meth:`between`), so
+    that the block it builds for one incoming packet serves all of that packet's receivers.
+    Treat it as immutable.
+    """
 
     by_sender_id: dict[int, int]
     mid_id: int | None
     mid_value: bytes
     send_time_id: int | None = None
+    # The block built for the last (elements, send time) asked for. ``elements`` is compared
+    # by identity: Conference.on_rtp parses a packet's extensions once into one list that
+    # every receiver's forward() gets, and nothing mutates it; holding the reference keeps
+    # the identity from being reused by another list.
+    _last_elements: list[tuple[int, bytes]] | None = field(default=None, repr=False)
+    _last_send_time: bytes = field(default=b"", repr=False)
+    _last_block: bytes = field(default=b"", repr=False)
 
     @classmethod
     def between(
         cls, sender: dict[str, int], receiver: dict[str, int], mid_value: str
     ) -> ExtensionMap:
-        # mid and abs-send-time are the bridge's own: the sender's values are not forwarded
-        mapping = {
-            sid: receiver[uri]
-            for uri, sid in sender.items()
-            if uri in receiver and uri not in (EXT_MID, EXT_ABS_SEND_TIME)
-        }
-        return cls(
-            mapping, receiver.get(EXT_MID), mid_value.encode(), receiver.get(EXT_ABS_SEND_TIME)
+        return _extension_map(
+            tuple(sorted(sender.items())), tuple(sorted(receiver.items())), mid_value
         )
 
-    def translate(self, elements: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    def translate(
+        self, elements: list[tuple[int, bytes]], send_time: bytes = _SEND_TIME_PLACEHOLDER
+    ) -> list[tuple[int, bytes]]:
         out = [(self.by_sender_id[i], v) for i, v in elements if i in self.by_sender_id]
         if self.mid_id is not None:
             out.append((self.mid_id, self.mid_value))
         if self.send_time_id is not None:
-            out.append((self.send_time_id, _SEND_TIME_PLACEHOLDER))
+            out.append((self.send_time_id, send_time))
         return out
+
+    def block(
+        self, elements: list[tuple[int, bytes]], send_time: bytes = _SEND_TIME_PLACEHOLDER
+    ) -> bytes:
+        """The receiver's extension block (with its 4-byte header; b"" for none) for a
+        packet with these sender elements."""
+        if elements is self._last_elements and send_time == self._last_send_time:
+            return self._last_block
+        block = build_extension_block(self.translate(elements, send_time))
+        self._last_elements = elements
+        self._last_send_time = send_time
+        self._last_block = block
+        return block
+
+
+@functools.lru_cache(maxsize=1024)
+def _extension_map(
+    sender: tuple[tuple[str, int], ...], receiver: tuple[tuple[str, int], ...], mid_value: str
+) -> ExtensionMap:
+    """Interned maps (bounded): receivers that negotiated the same ids share one."""
+    receiver_ids = dict(receiver)
+    # mid and abs-send-time are the bridge's own: the sender's values are not forwarded
+    mapping = {
+        sid: receiver_ids[uri]
+        for uri, sid in sender
+        if uri in receiver_ids and uri not in (EXT_MID, EXT_ABS_SEND_TIME)
+    }
+    return ExtensionMap(
+        mapping, receiver_ids.get(EXT_MID), mid_value.encode(),
+        receiver_ids.get(EXT_ABS_SEND_TIME),
+    )
 
 
 @dataclass(slots=True)
 class Forwarded:
-    """A packet ready to protect and send, and the facts the caller records about it."""
+    """A packet ready to protect and send, and the facts the caller records about it. The
+    packet is ``header + payload``: kept apart, the payload stays the object every receiver
+    of the packet shares (see Endpoint.send_rtp)."""
 
-    packet: bytes
+    header: bytes  # fixed header, CSRCs and extension block
+    payload: bytes
     seq: int
+    # Nothing for Endpoint.send_rtp to stamp: abs-send-time already holds the send time, or
+    # the packet has no element the endpoint would stamp (see SlotStream.stamp_send_time).
+    stamped: bool = False
+
+    @property
+    def packet(self) -> bytes:
+        return self.header + self.payload
 
 
 @dataclass(slots=True)
@@ -102,6 +163,13 @@ class SlotStream:
     packets_sent: int = 0
     octets_sent: int = 0
     switches: int = 0
+    # Write the bridge's send time into abs-send-time while rewriting (set by the receiving
+    # Endpoint when that is the element it would stamp on sending), rather than a placeholder
+    # that the endpoint finds and overwrites afterwards.
+    stamp_send_time: bool = False
+    # Whether Endpoint.send_rtp must still look for an element to stamp; cleared by the
+    # Endpoint when it knows there is none or stamp_send_time covers it.
+    send_time_scan: bool = True
 
     def attach(self, sender_id: str, ssrc: int, sender_extmap: dict[str, int]) -> None:
         """Point this slot at a source; forwarding resumes at its next usable packet. For the
@@ -153,29 +221,44 @@ class SlotStream:
             if self.kind == "video" and not is_keyframe_start(payload):
                 return None
             self._start(seq, ts, now)
-        elif seq_diff(seq, self.first_seq) < 0:
+        elif ((seq - self.first_seq + 0x8000) & 0xFFFF) - 0x8000 < 0:  # seq_diff, inlined
             # Reordered packet from before the switch point: the receiver never saw that range.
             return None
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        octets = len(payload)
+        descriptor = b""
         if self.kind == "video" and payload:
-            plain = self._continue_picture_ids(plain, payload)
-        if seq_diff(out_seq, self.last_out_seq) > 0:
+            descriptor, payload = self._continue_picture_ids(payload)
+        # seq_diff(out_seq, last_out_seq) > 0, inlined (hot path)
+        if ((out_seq - self.last_out_seq + 0x8000) & 0xFFFF) - 0x8000 > 0:
             self.last_out_seq = out_seq
             self.last_out_ts = out_ts
             self.last_send_time = now
-        assert self.ext is not None
-        packet = rewrite_header(
-            plain,
-            pt=self.payload_type,
-            seq=out_seq,
-            ts=out_ts,
-            ssrc=self.ssrc,
-            extensions=self.ext.translate(extensions),
+        ext = self.ext
+        assert ext is not None
+        stamped = self.stamp_send_time and ext.send_time_id is not None
+        block = ext.block(
+            extensions, abs_send_time(now) if stamped else _SEND_TIME_PLACEHOLDER
         )
+        # The header rewrite of rtp.packet.rewrite_header, with the payload type, SSRC and
+        # extension block known to be valid and the block shared among receivers.
+        b0 = plain[0]
+        csrc_end = 12 + 4 * (b0 & 0x0F)
+        head = _HEADER.pack(
+            (b0 | 0x10) if block else (b0 & 0xEF),
+            (plain[1] & 0x80) | self.payload_type,
+            out_seq,
+            out_ts,
+            self.ssrc,
+        )
+        if csrc_end > 12:
+            head = b"".join((head, plain[12:csrc_end], block, descriptor))
+        else:
+            head = b"".join((head, block, descriptor))
         self.packets_sent += 1
-        self.octets_sent += len(payload)
-        return Forwarded(packet, out_seq)
+        self.octets_sent += octets
+        return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan)
 
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""
@@ -193,16 +276,19 @@ class SlotStream:
         # Make the first packet's seq count as "newer" in forward().
         self.last_out_seq = (out_seq - 1) & 0xFFFF
 
-    def _continue_picture_ids(self, plain: bytes, payload: bytes) -> bytes:
+    def _continue_picture_ids(self, payload: bytes) -> tuple[bytes, bytes]:
         """Shift VP8 picture IDs and TL0PICIDX so they continue where this slot left off: a
         receiver sees one stream even when the slot moves to another layer or sender (the
-        fields are per-encoder counters, RFC 7741 §4.2). Non-VP8 payloads pass unchanged."""
+        fields are per-encoder counters, RFC 7741 §4.2). Returns ``(descriptor, rest)``
+        making up the payload to send: ``(b"", payload)`` when nothing changes (no offset,
+        or not VP8), else the rewritten descriptor and the payload after it, which every
+        receiver of the packet shares."""
         try:
             desc = parse_vp8_descriptor(payload)
         except ValueError:
-            return plain
+            return b"", payload
         if desc.picture_id is None:
-            return plain
+            return b"", payload
         modulus = 1 << 15 if desc.picture_id_15bit else 1 << 7
         if self.vp8_pending:
             self.vp8_pending = False
@@ -218,9 +304,11 @@ class SlotStream:
         if out_tl0 is not None:
             self.last_out_tl0 = out_tl0
         if not self.pid_offset and not self.tl0_offset:
-            return plain
-        head = plain[: len(plain) - len(payload)]
-        return head + rewrite_picture_ids(payload, out_pid, out_tl0)
+            return b"", payload
+        return (
+            rewritten_descriptor(payload, desc, out_pid, out_tl0),
+            after_descriptor(payload),
+        )
 
     def rtx_packet(self, original: bytes) -> bytes:
         """Wrap a sent packet for retransmission on the RTX stream (RFC 4588 §4): same timestamp,

@@ -19,6 +19,7 @@ Fixed header (RFC 3550 §5.1)::
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 
@@ -395,8 +396,18 @@ def set_extension_value(data: bytearray, ext_id: int, value: bytes) -> bool:
     return False
 
 
+# The last value computed: the bridge stamps every receiver of a packet with the same time.
+_last_send_time: tuple[float, bytes] = (math.nan, b"")  # NaN equals no time
+
+
 def abs_send_time(now: float) -> bytes:
     """The abs-send-time header extension value: 24-bit 6.18 fixed-point seconds, wrapping
     every 64 s (webrtc.org "abs-send-time" experiment). Receivers only use differences, so
     any steady clock will do."""
-    return (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
+    global _last_send_time
+    last = _last_send_time
+    if last[0] == now:
+        return last[1]
+    value = (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
+    _last_send_time = (now, value)
+    return value

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 __all__ = [
     "Vp8Descriptor",
+    "after_descriptor",
     "is_keyframe_start",
     "keyframe_size",
     "parse_vp8_descriptor",
     "rewrite_picture_ids",
+    "rewritten_descriptor",
 ]
 
 _KEYFRAME_START_CODE = b"\x9d\x01\x2a"  # RFC 6386 §9.1
@@ -50,11 +52,45 @@ class Vp8Descriptor:
     non_reference: bool = False
 
 
+# The last payload parsed and its descriptor. The bridge asks about the same payload object
+# once per receiver of a packet; the descriptor is immutable and the held reference keeps the
+# payload's identity from being reused, so an identity check is enough.
+_last_parsed: tuple[bytes, Vp8Descriptor] | None = None
+
+
 def parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     """Parse the payload descriptor at the start of a VP8 RTP payload.
 
     Raises ValueError if the payload ends inside the descriptor.
     """
+    global _last_parsed
+    last = _last_parsed
+    if last is not None and last[0] is payload:
+        return last[1]
+    desc = _parse_vp8_descriptor(payload)
+    if type(payload) is bytes:  # immutable: a bytearray could change under the cache
+        _last_parsed = (payload, desc)
+    return desc
+
+
+# payload[descriptor size:] of the last payload asked about (same reasoning as _last_parsed)
+_last_rest: tuple[bytes, bytes] | None = None
+
+
+def after_descriptor(payload: bytes) -> bytes:
+    """The VP8 payload after its payload descriptor, as one object for the same ``payload``
+    (so every receiver of a packet shares it). Raises ValueError like parse_vp8_descriptor."""
+    global _last_rest
+    last = _last_rest
+    if last is not None and last[0] is payload:
+        return last[1]
+    rest = payload[parse_vp8_descriptor(payload).size :]
+    if type(payload) is bytes:
+        _last_rest = (payload, rest)
+    return rest
+
+
+def _parse_vp8_descriptor(payload: bytes) -> Vp8Descriptor:
     n = len(payload)
     if n < 1:
         raise ValueError("VP8 payload is empty")
@@ -154,7 +190,16 @@ def rewrite_picture_ids(payload: bytes, picture_id: int | None, tl0picidx: int |
     picture ID keeps its 7- or 15-bit width (the value is taken modulo 2**7 or 2**15).
     """
     desc = parse_vp8_descriptor(payload)
-    out = bytearray(payload)
+    head = rewritten_descriptor(payload, desc, picture_id, tl0picidx)
+    return head + payload[desc.size :]
+
+
+def rewritten_descriptor(
+    payload: bytes, desc: Vp8Descriptor, picture_id: int | None, tl0picidx: int | None
+) -> bytes:
+    """The first ``desc.size`` bytes of ``payload`` (whose parsed descriptor is ``desc``)
+    with PictureID and/or TL0PICIDX replaced, as in :func:`rewrite_picture_ids`."""
+    out = bytearray(payload[: desc.size])
     i = 2
     if desc.picture_id is not None:
         if picture_id is not None:
