@@ -31,7 +31,8 @@ from tertulia.bridge.rtp.vp8 import (
 )
 from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
 
-# Filled in with the bridge's own send time as the packet leaves (Endpoint._stamped).
+# abs-send-time before the send time is known: SlotStream.forward writes the time itself
+# when stamp_send_time is set, else Endpoint._stamped fills it in as the packet leaves.
 _SEND_TIME_PLACEHOLDER = bytes(3)
 _HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1 fixed header
 
