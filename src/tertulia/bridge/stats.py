@@ -160,6 +160,8 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for conference in bridge.conferences.values():
         for endpoint in conference.endpoints.values():
+            if getattr(endpoint, "relayed", False):
+                continue  # another bridge's participant: it receives nothing here
             estimate = endpoint.estimate.value(now)
             layers: list[int | None] = []
             for sender_id, ssrc in endpoint.allocation.items():
