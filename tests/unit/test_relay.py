@@ -271,3 +271,23 @@ def test_both_bridges_elect_the_same_dominant_speaker_from_the_same_levels() -> 
             dominant[f"{now:.1f}"] = (near.speaker.dominant, far.speaker.dominant)
     assert dominant == {"3.9": ("ana", "ana"), "8.0": ("cy", "cy")}
     assert near.speaking_order() == far.speaking_order() == ["cy", "ana"]
+
+
+def test_relay_control_requests_are_validated() -> None:
+    from tertulia.cluster.control import ControlError, parse_request
+
+    request = parse_request(json.dumps({"id": 1, "type": "relay-connect", "conference": "c",
+                                        "relay": "jvb-us", "peer": {"ip": "x"},
+                                        "active": True}))
+    assert (request.relay, request.peer, request.active) == ("jvb-us", {"ip": "x"}, True)
+    assert parse_request('{"id": 2, "type": "relay-open", "conference": "c", "relay": "b"}'
+                         ).relay == "b"
+    for bad in ({"type": "relay-open", "conference": "c"},
+                {"type": "relay-connect", "conference": "c", "relay": "b", "peer": "p",
+                 "active": True},
+                {"type": "relay-connect", "conference": "c", "relay": "b", "peer": {},
+                 "active": "yes"},
+                {"type": "relay-close", "conference": "c", "relay": "b" * 129}):
+        with pytest.raises(ControlError) as info:
+            parse_request(json.dumps({"id": 3, **bad}))
+        assert info.value.code == "bad-message" and info.value.request_id == 3

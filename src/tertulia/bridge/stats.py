@@ -56,7 +56,7 @@ def rates_between(older: Totals, newer: Totals, seconds: float) -> Rates:
 def relay_stats(bridge: Bridge, now: float) -> dict[str, Any]:
     """Relays between bridges: how many, the streams crossing them, their traffic."""
     relays = bridge.relays()
-    live = bridge.relay_totals
+    live = bridge.relay_table.closed_totals
     streams_in = streams_out = 0
     for relay in relays:
         st = relay.stats
