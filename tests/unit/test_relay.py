@@ -291,3 +291,22 @@ def test_relay_control_requests_are_validated() -> None:
         with pytest.raises(ControlError) as info:
             parse_request(json.dumps({"id": 3, **bad}))
         assert info.value.code == "bad-message" and info.value.request_id == 3
+
+
+def test_a_screen_share_on_one_bridge_is_a_sharer_on_the_other() -> None:
+    from tertulia.bridge.relay import MediaDescription, SourceDescription
+
+    near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
+    Client("viewer", far, 0.0)
+    link = Link(near, far)
+    screen = MediaDescription(role="screen", kind="video", mid="2", payload_type=96,
+                              level_ext=None, mid_ext=4, rid_ext=None, rids=(),
+                              ssrcs=((1234, -1),))
+    for sharing in (True, False):
+        link.a.send_message(encode(source_message(
+            SourceDescription("sharer", (screen,), sharing))))
+        link.pump()
+        assert far.sharers == (["sharer"] if sharing else [])
+    alone = Client("alone", near, 0.0)
+    alone.endpoint.sharing = True
+    assert describe(alone.endpoint).sharing  # what the near side announces

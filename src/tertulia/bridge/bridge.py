@@ -288,6 +288,9 @@ class Bridge:
         if conference is None or endpoint is None or "screen" not in endpoint.sending:
             return False
         conference.set_sharing(endpoint, active, self.clock())
+        for relay in conference.relays.values():
+            if isinstance(relay, Relay):
+                relay.announce(endpoint)  # the other bridges' screen slots follow at once
         return True
 
     def find_endpoint(self, conference_id: str, endpoint_id: str) -> Endpoint | None:

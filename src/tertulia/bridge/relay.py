@@ -15,7 +15,8 @@ same association (authenticated and encrypted like the media; see docs/protocol.
 ``{"t": "source", "id": ..., "media": [...]}``
     How to read one participant's packets: per role (audio, camera, screen) its mid, payload
     type, the header extension ids the far bridge reads (audio level, mid, rid), simulcast rids
-    and its SSRCs with their layer index. Sent each second and at once when a new SSRC shows up.
+    and its SSRCs with their layer index, and whether its screen share is on. Sent each second
+    and at once when a new SSRC shows up.
 ``{"t": "constraints", "heights": {participant: height}}``
     Layer suspension flowing back: for each relayed camera, the largest height any receiver
     on the sending bridge's far side wants (-1 no limit, 0 nobody). The near bridge folds it
@@ -99,6 +100,7 @@ class MediaDescription:
 class SourceDescription:
     participant: str
     media: tuple[MediaDescription, ...]
+    sharing: bool = False  # the participant says its screen share is on
 
     def shape(self) -> tuple[object, ...]:
         return tuple(m.shape() for m in self.media)
@@ -115,6 +117,7 @@ def source_message(description: SourceDescription) -> dict[str, Any]:
     return {
         "t": "source",
         "id": description.participant,
+        "sharing": description.sharing,
         "media": [
             {"role": m.role, "kind": m.kind, "mid": m.mid, "pt": m.payload_type,
              "level": m.level_ext, "midx": m.mid_ext, "ridx": m.rid_ext, "rids": list(m.rids),
@@ -214,7 +217,10 @@ def parse_message(data: bytes) -> RelayMessage:
         described = tuple(_media(m) for m in media)
         if len({m.role for m in described}) != len(described):
             raise RelayMessageError("each role may be described once")
-        return "source", SourceDescription(_id(message.get("id")), described)
+        sharing = message.get("sharing", False)
+        if not isinstance(sharing, bool):
+            raise RelayMessageError("sharing must be a boolean")
+        return "source", SourceDescription(_id(message.get("id")), described, sharing)
     if kind == "constraints":
         heights = message.get("heights")
         if not isinstance(heights, dict) or len(heights) > MAX_SOURCES:
@@ -248,7 +254,7 @@ def describe(endpoint: Endpoint) -> SourceDescription:
             rid_ext=sending.rid_ext_id, rids=sending.rids if sending.layered else (),
             ssrcs=tuple(ssrcs),
         ))
-    return SourceDescription(endpoint.id, tuple(media))
+    return SourceDescription(endpoint.id, tuple(media), endpoint.sharing)
 
 
 @dataclass(slots=True)

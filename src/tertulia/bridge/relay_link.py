@@ -328,6 +328,11 @@ class Relay:
         self.stats.messages_out += 1
         self._send_all(self.dtls.send(message))
 
+    def announce(self, sender: Endpoint) -> None:
+        """Describe a local participant now (its screen share went on or off)."""
+        if self.connected:
+            self._describe(sender)
+
     def _describe(self, sender: Endpoint) -> None:
         description = describe(sender)
         self._announced[sender.id] = description
@@ -380,6 +385,8 @@ class Relay:
         else:
             existing.update(description)
         self._owner = {s: e for e in self.remote.values() for s in e.media_by_ssrc}
+        if description.sharing != existing.sharing and "screen" in existing.sending:
+            self.conference.set_sharing(existing, description.sharing, now)
 
     def _remove_remote(self, participant: str) -> None:
         endpoint = self.remote.pop(participant, None)
@@ -398,15 +405,26 @@ class Relay:
 
     # -- timers -------------------------------------------------------------------------------
 
+    def _heights(self) -> dict[str, int]:
+        return {p: e.max_height_wanted for p, e in self.remote.items()
+                if e.max_height_wanted is not None}
+
     def tick(self, now: float) -> None:
-        """Handshake retransmissions, checks, and the periodic state messages."""
+        """Handshake retransmissions, checks, and the periodic state messages (constraints
+        also at once when they change)."""
         if self.closed or self.dtls is None:
             return
         if self.dtls.timeout_due():
             self._send_all(self.dtls.handle_timeout())
         if self.active and now - self._last_check >= CHECK_INTERVAL:
             self._check(now)
-        if not self.connected or now - self._last_state < STATE_INTERVAL:
+        if not self.connected:
+            return
+        if now - self._last_state < STATE_INTERVAL:
+            heights = self._heights()
+            if heights != self._sent_heights:
+                self._sent_heights = heights
+                self.send_message(encode(constraints_message(heights)))
             return
         self._last_state = now
         local = [e for e in self.conference.endpoints.values()
@@ -416,8 +434,7 @@ class Relay:
         self.send_message(encode(sources_message([e.id for e in local])))
         for endpoint in local:
             self._describe(endpoint)
-        heights = {p: e.max_height_wanted for p, e in self.remote.items()
-                   if e.max_height_wanted is not None}
+        heights = self._heights()
         self._sent_heights = heights
         self.send_message(encode(constraints_message(heights)))
 
