@@ -225,7 +225,7 @@ def test_a_participant_leaving_or_the_relay_closing_removes_it_on_the_far_side()
 
 def test_a_far_participant_that_moves_here_is_local_and_not_duplicated() -> None:
     near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
-    Client("ana", near, 0.0)
+    old = Client("ana", near, 0.0)
     link = Link(near, far)
     link.tick(0.0)
     far.remove("ana")  # the relayed one goes, as Bridge.allocate does for a mover
@@ -233,6 +233,10 @@ def test_a_far_participant_that_moves_here_is_local_and_not_duplicated() -> None
     link.tick(1.5)  # A still describes ana for a moment
     assert far.endpoints["ana"] is moved.endpoint
     assert link.b.stats.dropped.get("source-is-local", 0) >= 1
+    dropped = link.b.stats.dropped["source-is-local"]
+    near.on_rtp(old.endpoint, _audio(old, 1, 30), 1.6)  # the old copy's media still comes
+    link.pump()
+    assert link.b.stats.rtp_in == 1 and link.b.stats.dropped["source-is-local"] == dropped + 1
 
 
 def test_sources_messages_carry_json() -> None:

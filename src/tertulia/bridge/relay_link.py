@@ -166,6 +166,7 @@ class Relay:
         self._owner: dict[int, RelayedEndpoint] = {}  # far SSRC -> its participant
         self.heights: dict[str, int] = {}  # far receivers' wants, per local camera
         self._announced: dict[str, SourceDescription] = {}  # what we last described
+        self._known: set[int] = set()  # every SSRC described
         self._last_state = -1e9
         self._last_check = -1e9
         self._sent_heights: dict[str, int] = {}
@@ -260,6 +261,9 @@ class Relay:
         if sender is None:
             self.stats.drop("unannounced-ssrc")
             return
+        if self.conference.endpoints.get(sender.id) is not sender:
+            self.stats.drop("source-is-local")  # it moved here: its old copy must not mix in
+            return
         self.stats.streams_in[ssrc] = now
         sender.stats.rtp_in += 1
         sender.stats.bytes_in += len(data)
@@ -281,7 +285,7 @@ class Relay:
         for packet in packets:
             if isinstance(packet, SenderReport):
                 sender = self._owner.get(packet.ssrc)
-                if sender is not None:
+                if sender is not None and self.conference.endpoints.get(sender.id) is sender:
                     self.conference.on_rtcp(sender, [packet], now)
 
     # -- sending ------------------------------------------------------------------------------
@@ -293,9 +297,9 @@ class Relay:
             return
         if not self.connected:
             return
-        announced = self._announced.get(sender.id)
-        if announced is None or ssrc not in announced.ssrcs():
+        if ssrc not in self._known:
             self._describe(sender)  # a new SSRC: tell the far side before its packets
+            self._known.add(ssrc)  # once: one beyond the description's cap is not retried
         srtp = self.dtls.srtp if self.dtls is not None else None
         assert srtp is not None and self.addr is not None
         data = srtp.protect_rtp(plain)
@@ -336,6 +340,7 @@ class Relay:
     def _describe(self, sender: Endpoint) -> None:
         description = describe(sender)
         self._announced[sender.id] = description
+        self._known = {s for d in self._announced.values() for s in d.ssrcs()}
         self.send_message(encode(source_message(description)))
 
     def request_keyframe(self, ssrc: int) -> None:
@@ -429,8 +434,8 @@ class Relay:
         self._last_state = now
         local = [e for e in self.conference.endpoints.values()
                  if not getattr(e, "relayed", False)]
-        self._announced = {k: v for k, v in self._announced.items()
-                           if k in {e.id for e in local}}
+        ids = {e.id for e in local}
+        self._announced = {k: v for k, v in self._announced.items() if k in ids}
         self.send_message(encode(sources_message([e.id for e in local])))
         for endpoint in local:
             self._describe(endpoint)
