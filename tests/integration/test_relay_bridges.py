@@ -49,9 +49,11 @@ async def test_a_relay_with_the_wrong_fingerprint_never_connects() -> None:
         b.relay_connect("c1", "A", forged, active=True)
         a.relay_connect("c1", "B", pb, active=False)
         await asyncio.sleep(1.5)
-        # b refuses a's certificate after the handshake: it never uses the keys, and a (which
-        # found b's certificate right) never hears a relay message from it
-        assert b.stats()["relays_connected"] == 0
+        # b refuses a's certificate after the handshake and says so (close_notify): neither
+        # uses the keys, and no relay message crosses
+        assert b.stats()["relays_connected"] == 0 and a.stats()["relays_connected"] == 0
+        assert a.relays()[0].dtls is not None
+        assert a.relays()[0].dtls.failed == "closed by the peer"
         assert b.relays()[0].stats.messages_in == 0 and a.relays()[0].stats.messages_in == 0
         assert b.relays()[0].dtls is not None and b.relays()[0].dtls.failed
         # another conference, where b checks a with the wrong ICE password: refused
@@ -63,6 +65,32 @@ async def test_a_relay_with_the_wrong_fingerprint_never_connects() -> None:
         relay = next(r for r in a.relays() if r.conference.id == "c2")
         assert relay.addr is None and not relay.connected  # no check passed: no address
         assert a.counters["dropped-relay-stun-bad-message-integrity"] >= 1
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_relay_closed_on_one_side_drops_the_far_participants_on_the_other() -> None:
+    from tertulia.bridge.relay import MediaDescription, SourceDescription, encode, source_message
+
+    a, b = await _bridges()
+    try:
+        pa, pb = a.relay_open("c1", "B"), b.relay_open("c1", "A")
+        b.relay_connect("c1", "A", pa, active=True)
+        a.relay_connect("c1", "B", pb, active=False)
+        assert await wait_until(lambda: a.stats()["relays_connected"] == 1
+                                and b.stats()["relays_connected"] == 1, timeout=5)
+        audio = MediaDescription(role="audio", kind="audio", mid="0", payload_type=111,
+                                 level_ext=1, mid_ext=None, rid_ext=None, rids=(),
+                                 ssrcs=((1234, -1),))
+        relay = b.relays()[0]
+        relay.tick(b.clock())  # its once-a-second `sources` (none here) goes now, not later
+        relay.send_message(encode(source_message(SourceDescription("bo", (audio,)))))
+        assert await wait_until(lambda: "bo" in a.conferences["c1"].endpoints, timeout=5,
+                                interval=0.01)
+        b.relay_close("c1", "A")  # close_notify
+        assert await wait_until(lambda: "bo" not in a.conferences["c1"].endpoints, timeout=5)
+        assert a.stats()["relays_connected"] == 0
     finally:
         await a.stop()
         await b.stop()

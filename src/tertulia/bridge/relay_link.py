@@ -230,6 +230,8 @@ class Relay:
         self._send_all(out)
         if self.dtls.failed:
             self.stats.drop("dtls-failed")
+            for participant in list(self.remote):  # nothing more can come from them
+                self._remove_remote(participant)
             return
         self.last_heard = now
         if not was and self.dtls.srtp is not None:

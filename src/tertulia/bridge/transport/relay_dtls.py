@@ -70,12 +70,14 @@ class RelayDtls:
             return out
         out = self._drain()
         self._finish()
-        return out
+        return out + self._drain()  # a close_notify when the peer's certificate was wrong
 
     def _finish(self) -> None:
         cert = self._conn.get_peer_certificate(as_cryptography=True)
         if cert is None or certificate_fingerprint(cert) != self._remote:
             self.failed = "the peer's certificate does not match the signalled fingerprint"
+            with contextlib.suppress(SSL.Error):
+                self._conn.shutdown()  # close_notify: the other side stops using the keys
             return
         if self._conn.get_selected_srtp_profile() != SRTP_PROFILE:
             self.failed = "no SRTP profile negotiated"
@@ -97,7 +99,11 @@ class RelayDtls:
         for _ in range(16):  # bounded: a datagram holds a few records at most
             try:
                 data = self._conn.recv(16384)
-            except (SSL.WantReadError, SSL.ZeroReturnError):
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:  # close_notify (RFC 5246 §7.2.1): the peer is done
+                self.srtp = None
+                self.failed = "closed by the peer"
                 break
             except SSL.Error as exc:
                 log.debug("relay DTLS record error: %s", exc)
