@@ -71,7 +71,7 @@ async def test_a_relay_with_the_wrong_fingerprint_never_connects() -> None:
 
 
 async def test_a_relay_closed_on_one_side_drops_the_far_participants_on_the_other() -> None:
-    from tertulia.bridge.relay import MediaDescription, SourceDescription, encode, source_message
+    from tests.unit.test_conference import Client
 
     a, b = await _bridges()
     try:
@@ -80,16 +80,10 @@ async def test_a_relay_closed_on_one_side_drops_the_far_participants_on_the_othe
         a.relay_connect("c1", "B", pb, active=False)
         assert await wait_until(lambda: a.stats()["relays_connected"] == 1
                                 and b.stats()["relays_connected"] == 1, timeout=5)
-        audio = MediaDescription(role="audio", kind="audio", mid="0", payload_type=111,
-                                 level_ext=1, mid_ext=None, rid_ext=None, rids=(),
-                                 ssrcs=((1234, -1),))
-        # b has no participant of its own: its next `sources` (within a second) removes bo
-        # again, so the check polls often
-        relay = b.relays()[0]
-        relay.send_message(encode(source_message(SourceDescription("bo", (audio,)))))
-        assert await wait_until(lambda: "bo" in a.conferences["c1"].endpoints, timeout=5,
-                                interval=0.01)
+        Client("bo", b.conferences["c1"], b.clock())  # a participant of b (I/O faked)
+        assert await wait_until(lambda: "bo" in a.conferences["c1"].endpoints, timeout=5)
         b.relay_close("c1", "A")  # close_notify
+        # gone at once, not after the 10 s a silent relay gets
         assert await wait_until(lambda: "bo" not in a.conferences["c1"].endpoints, timeout=5)
         assert a.stats()["relays_connected"] == 0
     finally:
