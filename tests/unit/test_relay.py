@@ -314,3 +314,19 @@ def test_a_screen_share_on_one_bridge_is_a_sharer_on_the_other() -> None:
     alone = Client("alone", near, 0.0)
     alone.endpoint.sharing = True
     assert describe(alone.endpoint).sharing  # what the near side announces
+
+
+def test_garbage_on_a_relay_is_dropped_and_counted() -> None:
+    near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
+    link = Link(near, far)
+    rtp_like = bytes([0x80, 96]) + bytes(10) + b"x" * 40
+    rtcp_like = bytes([0x80, 200, 0, 6]) + b"y" * 24
+    link.b.on_rtp(rtp_like, 1.0)
+    link.b.on_rtcp(rtcp_like, 1.0)
+    link.b.on_dtls(bytes([23, 0xFE, 0xFD]) + b"z" * 30, 1.0)  # not a valid record
+    link.a.send_message(b'{"t": "keyframe", "ssrc": "one"}')
+    link.a.send_message(b"[1, 2")
+    link.pump()
+    assert link.b.stats.dropped == {"srtp-auth": 1, "srtcp-auth-or-malformed": 1,
+                                    "bad-message": 2}
+    assert link.b.connected and link.b.stats.rtp_in == 0

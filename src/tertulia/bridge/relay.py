@@ -34,6 +34,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tertulia.protocol.sdp import EXT_MID
+
 if TYPE_CHECKING:
     from tertulia.bridge.endpoint import Endpoint, SendingMedia
 
@@ -237,8 +239,6 @@ def parse_message(data: bytes) -> RelayMessage:
 
 def describe(endpoint: Endpoint) -> SourceDescription:
     """What the far bridge needs to read this endpoint's packets."""
-    from tertulia.protocol.sdp import EXT_MID
-
     media: list[MediaDescription] = []
     for role in ROLES:
         sending = endpoint.sending.get(role)

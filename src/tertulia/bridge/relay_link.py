@@ -39,10 +39,19 @@ from tertulia.bridge.relay import (
     source_message,
     sources_message,
 )
-from tertulia.bridge.rtp.rtcp import Fir, Pli, RtcpPacket, SenderReport, serialize_rtcp
+from tertulia.bridge.rtp.rtcp import (
+    Fir,
+    Pli,
+    RtcpPacket,
+    RtcpParseError,
+    SenderReport,
+    parse_rtcp,
+    serialize_rtcp,
+)
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.ice import IceCredentials, random_ice_string
 from tertulia.bridge.transport.relay_dtls import RelayDtls
+from tertulia.bridge.transport.srtp import SrtpError
 from tertulia.protocol.sdp import (
     EXT_AUDIO_LEVEL,
     EXT_MID,
@@ -249,7 +258,7 @@ class Relay:
             return
         try:
             plain = srtp.unprotect_rtp(data)
-        except Exception:
+        except SrtpError:
             self.stats.drop("srtp-auth")
             return
         if len(plain) < 12:
@@ -276,10 +285,9 @@ class Relay:
         if srtp is None:
             self.stats.drop("rtcp-before-dtls")
             return
-        from tertulia.bridge.rtp.rtcp import parse_rtcp
         try:
             packets = parse_rtcp(srtp.unprotect_rtcp(data))
-        except Exception:
+        except (SrtpError, RtcpParseError, ValueError):
             self.stats.drop("srtcp-auth-or-malformed")
             return
         self.last_heard = now
