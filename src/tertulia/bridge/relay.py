@@ -21,11 +21,13 @@ same association (authenticated and encrypted like the media; see docs/protocol.
     Layer suspension flowing back: for each relayed camera, the largest height any receiver
     on the sending bridge's far side wants (-1 no limit, 0 nobody). The near bridge folds it
     into its ``sender-constraints`` as if the relay were one more receiver (:func:`fold_height`).
+    Sent each second and as soon as it changes.
 ``{"t": "keyframe", "ssrc": N}``
     A receiver on the far side needs a keyframe of that SSRC (PLI, RFC 4585 §6.3.1).
 
 Every message is state, not an event, except ``keyframe`` (which is retried by the far
-bridge's own keyframe logic), so a lost datagram costs at most one second.
+bridge's own keyframe logic), so a lost datagram costs at most one second. ``source`` also
+carries whether the participant's screen share is on, so screen slots follow on every bridge.
 """
 
 from __future__ import annotations
