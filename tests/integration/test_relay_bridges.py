@@ -89,3 +89,29 @@ async def test_a_relay_closed_on_one_side_drops_the_far_participants_on_the_othe
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_a_relayed_participant_that_moves_here_becomes_local() -> None:
+    from tertulia.bridge.relay_link import RelayedEndpoint
+    from tests.unit.golden import DATA
+    from tests.unit.test_conference import Client
+
+    a, b = await _bridges()
+    try:
+        pa, pb = a.relay_open("c1", "B"), b.relay_open("c1", "A")
+        b.relay_connect("c1", "A", pa, active=True)
+        a.relay_connect("c1", "B", pb, active=False)
+        Client("bo", b.conferences["c1"], b.clock())
+        assert await wait_until(lambda: "bo" in a.conferences["c1"].endpoints, timeout=5)
+        assert isinstance(a.conferences["c1"].endpoints["bo"], RelayedEndpoint)
+        offer = (DATA / "aiortc-offer-2slots.sdp").read_text()
+        a.allocate("c1", "bo", offer)  # bo renegotiated onto a (its old copy still on b)
+        moved = a.conferences["c1"].endpoints["bo"]
+        assert not isinstance(moved, RelayedEndpoint)
+        relay = a.relays()[0]
+        assert await wait_until(lambda: relay.stats.dropped.get("source-is-local", 0) >= 1,
+                                timeout=5)  # b's next description of bo is refused
+        assert a.conferences["c1"].endpoints["bo"] is moved
+    finally:
+        await a.stop()
+        await b.stop()
