@@ -114,6 +114,10 @@ class Peer:
     slots: int = 2
     shade: int = 80
     fps: int = 15  # camera frame rate (lower it where many peers share a few cores)
+    # Offer abs-send-time, so aiortc estimates its downlink and sends REMB. Many peers in one
+    # CPU-starved process see their own scheduling delay as congestion and report a few kbit/s,
+    # and the bridge then rightly suspends video: tests about something else may turn it off.
+    receive_estimate: bool = True
     frequency: float = 440.0
     loudness: float = 8000.0  # tone amplitude; 0 sends silence
     talking: bool = False  # speech-like bursts instead of a steady tone
@@ -188,7 +192,11 @@ class Peer:
             self.pc.addTransceiver("video", direction="recvonly")
         offer = await self.pc.createOffer()
         await self.pc.setLocalDescription(offer)
-        answer = await self.request({"type": "offer", "sdp": self.pc.localDescription.sdp})
+        sdp = self.pc.localDescription.sdp
+        if not self.receive_estimate:  # no abs-send-time: no REMB from this peer
+            sdp = "".join(line for line in sdp.splitlines(keepends=True)
+                          if "rtp-hdrext/abs-send-time" not in line)
+        answer = await self.request({"type": "offer", "sdp": sdp})
         assert answer["type"] == "answer", answer
         self.answer_sdp = answer["sdp"]
         await self.pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))

@@ -124,6 +124,19 @@ async def test_a_conference_on_two_bridges_gets_one_relay_between_them() -> None
     assert a.relay_calls[-2:] == ["open b", "connect b passive"]
 
 
+async def test_three_bridges_of_a_conference_form_a_full_mesh_of_relays() -> None:
+    bridges = [FakeBridge(name) for name in "abc"]
+    focus = Focus(FakePool(*bridges))
+    for i, region in enumerate("abcab"):
+        await focus.offer("room", f"p{i}", "sdp", region=region)
+    cid = focus.conferences["room"].conference_id
+    for bridge in bridges:  # one relay to each other bridge, each opened once
+        assert set(bridge.relays) == {(cid, other.bridge_id) for other in bridges
+                                      if other is not bridge}
+        assert sum(call.startswith("open") for call in bridge.relay_calls) == 2
+    assert focus.relays_opened == 3
+
+
 async def test_a_failed_bridge_of_a_cascaded_conference_is_cut_off() -> None:
     a, b = FakeBridge("a"), FakeBridge("b")
     pool = FakePool(a, b)

@@ -225,7 +225,7 @@ def test_a_participant_leaving_or_the_relay_closing_removes_it_on_the_far_side()
 
 def test_a_far_participant_that_moves_here_is_local_and_not_duplicated() -> None:
     near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
-    Client("ana", near, 0.0)
+    old = Client("ana", near, 0.0)
     link = Link(near, far)
     link.tick(0.0)
     far.remove("ana")  # the relayed one goes, as Bridge.allocate does for a mover
@@ -233,6 +233,10 @@ def test_a_far_participant_that_moves_here_is_local_and_not_duplicated() -> None
     link.tick(1.5)  # A still describes ana for a moment
     assert far.endpoints["ana"] is moved.endpoint
     assert link.b.stats.dropped.get("source-is-local", 0) >= 1
+    dropped = link.b.stats.dropped["source-is-local"]
+    near.on_rtp(old.endpoint, _audio(old, 1, 30), 1.6)  # the old copy's media still comes
+    link.pump()
+    assert link.b.stats.rtp_in == 1 and link.b.stats.dropped["source-is-local"] == dropped + 1
 
 
 def test_sources_messages_carry_json() -> None:
@@ -271,3 +275,58 @@ def test_both_bridges_elect_the_same_dominant_speaker_from_the_same_levels() -> 
             dominant[f"{now:.1f}"] = (near.speaker.dominant, far.speaker.dominant)
     assert dominant == {"3.9": ("ana", "ana"), "8.0": ("cy", "cy")}
     assert near.speaking_order() == far.speaking_order() == ["cy", "ana"]
+
+
+def test_relay_control_requests_are_validated() -> None:
+    from tertulia.cluster.control import ControlError, parse_request
+
+    request = parse_request(json.dumps({"id": 1, "type": "relay-connect", "conference": "c",
+                                        "relay": "jvb-us", "peer": {"ip": "x"},
+                                        "active": True}))
+    assert (request.relay, request.peer, request.active) == ("jvb-us", {"ip": "x"}, True)
+    assert parse_request('{"id": 2, "type": "relay-open", "conference": "c", "relay": "b"}'
+                         ).relay == "b"
+    for bad in ({"type": "relay-open", "conference": "c"},
+                {"type": "relay-connect", "conference": "c", "relay": "b", "peer": "p",
+                 "active": True},
+                {"type": "relay-connect", "conference": "c", "relay": "b", "peer": {},
+                 "active": "yes"},
+                {"type": "relay-close", "conference": "c", "relay": "b" * 129}):
+        with pytest.raises(ControlError) as info:
+            parse_request(json.dumps({"id": 3, **bad}))
+        assert info.value.code == "bad-message" and info.value.request_id == 3
+
+
+def test_a_screen_share_on_one_bridge_is_a_sharer_on_the_other() -> None:
+    from tertulia.bridge.relay import MediaDescription, SourceDescription
+
+    near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
+    Client("viewer", far, 0.0)
+    link = Link(near, far)
+    screen = MediaDescription(role="screen", kind="video", mid="2", payload_type=96,
+                              level_ext=None, mid_ext=4, rid_ext=None, rids=(),
+                              ssrcs=((1234, -1),))
+    for sharing in (True, False):
+        link.a.send_message(encode(source_message(
+            SourceDescription("sharer", (screen,), sharing))))
+        link.pump()
+        assert far.sharers == (["sharer"] if sharing else [])
+    alone = Client("alone", near, 0.0)
+    alone.endpoint.sharing = True
+    assert describe(alone.endpoint).sharing  # what the near side announces
+
+
+def test_garbage_on_a_relay_is_dropped_and_counted() -> None:
+    near, far = Conference("c1", bridge_ssrc=1), Conference("c1", bridge_ssrc=2)
+    link = Link(near, far)
+    rtp_like = bytes([0x80, 96]) + bytes(10) + b"x" * 40
+    rtcp_like = bytes([0x80, 200, 0, 6]) + b"y" * 24
+    link.b.on_rtp(rtp_like, 1.0)
+    link.b.on_rtcp(rtcp_like, 1.0)
+    link.b.on_dtls(bytes([23, 0xFE, 0xFD]) + b"z" * 30, 1.0)  # not a valid record
+    link.a.send_message(b'{"t": "keyframe", "ssrc": "one"}')
+    link.a.send_message(b"[1, 2")
+    link.pump()
+    assert link.b.stats.dropped == {"srtp-auth": 1, "srtcp-auth-or-malformed": 1,
+                                    "bad-message": 2}
+    assert link.b.connected and link.b.stats.rtp_in == 0

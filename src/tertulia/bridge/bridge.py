@@ -24,6 +24,7 @@ from tertulia.bridge.droplog import DropLog
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.relay import RelayPeer
 from tertulia.bridge.relay_link import Relay, RelayedEndpoint
+from tertulia.bridge.relay_table import RelayTable
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
 from tertulia.bridge.stats import StatsSampler, Totals, snapshot
@@ -81,12 +82,10 @@ class Bridge:
         self.conferences: dict[str, Conference] = {}
         self.by_ufrag: dict[str, Endpoint] = {}
         self.by_addr: dict[Address, Endpoint] = {}
-        self.relay_ufrags: dict[str, Relay] = {}  # our ICE ufrag of each relay
-        self.relay_addrs: dict[Address, Relay] = {}  # the far bridge's address of each relay
-        self.relay_totals = Totals()  # traffic of relays already closed
         self.counters: Counter[str] = Counter()
         self.on_expired: ExpiredCallback | None = None
         self._socket = UdpSocket(self.datagram_received, self._count_error)
+        self.relay_table = RelayTable(self.certificate, self._transmit, self.counters)
         self._ticker: asyncio.Task[None] | None = None
         self._fast_ticker: asyncio.Task[None] | None = None
         self._last_fast = 0.0
@@ -153,7 +152,7 @@ class Bridge:
         except SdpError as exc:
             raise AllocationError("bad-sdp", str(exc)) from exc
         creds = ice.IceCredentials.generate(offer.ice_ufrag, offer.ice_pwd)
-        while creds.local_ufrag in self.by_ufrag:
+        while creds.local_ufrag in self.by_ufrag or creds.local_ufrag in self.relay_table.by_ufrag:
             creds = ice.IceCredentials.generate(offer.ice_ufrag, offer.ice_pwd)
         now = self.clock()
         endpoint = Endpoint(
@@ -225,15 +224,8 @@ class Bridge:
             conference = Conference(conference_id)
             self.conferences[conference_id] = conference
             self.counters["conferences-created"] += 1
-        if peer_id in conference.relays:
-            self.relay_close(conference_id, peer_id)
-        relay = Relay(conference, peer_id, self.certificate, self._transmit, self.clock())
-        while relay.creds.local_ufrag in self.relay_ufrags or \
-                relay.creds.local_ufrag in self.by_ufrag:
-            relay = Relay(conference, peer_id, self.certificate, self._transmit, self.clock())
-        conference.relays[peer_id] = relay
-        self.relay_ufrags[relay.creds.local_ufrag] = relay
-        self.counters["relays-opened"] += 1
+        relay = self.relay_table.open(conference, peer_id, self.clock(),
+                                      lambda ufrag: ufrag in self.by_ufrag)
         return RelayPeer(self.settings.public_ip, self.settings.media_port,
                          relay.creds.local_ufrag, relay.creds.local_pwd,
                          self.certificate.fingerprint)
@@ -243,26 +235,13 @@ class Bridge:
         relay = self._relay(conference_id, peer_id)
         if relay is None:
             return False
-        relay.connect(peer, active, self.clock())
-        if relay.addr is not None:
-            self.relay_addrs[relay.addr] = relay
+        self.relay_table.connect(relay, peer, active, self.clock())
         return True
 
     def relay_close(self, conference_id: str, peer_id: str) -> bool:
         """Idempotent: close the relay and forget the far bridge's participants."""
         conference = self.conferences.get(conference_id)
-        relay = conference.relays.pop(peer_id, None) if conference else None
-        if relay is None or not isinstance(relay, Relay):
-            return False
-        relay.close()
-        st = relay.stats
-        self.relay_totals = self.relay_totals.add(
-            Totals(st.rtp_in + st.rtcp_in, st.rtp_out + st.rtcp_out, st.bytes_in, st.bytes_out))
-        self.relay_ufrags.pop(relay.creds.local_ufrag, None)
-        if relay.addr is not None and self.relay_addrs.get(relay.addr) is relay:
-            del self.relay_addrs[relay.addr]
-        self.counters["relays-closed"] += 1
-        return True
+        return self.relay_table.close(conference, peer_id) if conference else False
 
     def _relay(self, conference_id: str, peer_id: str) -> Relay | None:
         conference = self.conferences.get(conference_id)
@@ -311,6 +290,9 @@ class Bridge:
         if conference is None or endpoint is None or "screen" not in endpoint.sending:
             return False
         conference.set_sharing(endpoint, active, self.clock())
+        for relay in conference.relays.values():
+            if isinstance(relay, Relay):
+                relay.announce(endpoint)  # the other bridges' screen slots follow at once
         return True
 
     def find_endpoint(self, conference_id: str, endpoint_id: str) -> Endpoint | None:
@@ -332,9 +314,9 @@ class Bridge:
                 return
             endpoint = self.by_addr.get(addr)
             if endpoint is None:
-                relay = self.relay_addrs.get(addr)
+                relay = self.relay_table.by_addr.get(addr)
                 if relay is not None:
-                    self._on_relay(relay, kind, data)
+                    self.relay_table.on_datagram(relay, kind, data, self.clock())
                     return
                 self.counters["dropped-unknown-address"] += 1
                 return
@@ -357,12 +339,13 @@ class Bridge:
             self.counters["dropped-malformed-stun"] += 1
             return
         ufrag = ice.username_local_ufrag(message)
-        relay = self.relay_ufrags.get(ufrag) if ufrag else None
+        relays = self.relay_table
+        relay = relays.by_ufrag.get(ufrag) if ufrag else None
         if relay is not None:
-            self._on_relay_check(relay, message, addr)
+            relays.on_check(relay, message, addr, self.clock())
             return
-        if ufrag is None and addr in self.relay_addrs:  # the answer to our own check
-            self.relay_addrs[addr].heard(self.clock())
+        if ufrag is None and addr in relays.by_addr:  # the answer to our own check
+            relays.by_addr[addr].heard(self.clock())
             return
         endpoint = self.by_ufrag.get(ufrag) if ufrag else None
         if endpoint is None:
@@ -379,31 +362,6 @@ class Bridge:
                 self.counters["ice-succeeded"] += 1
             endpoint.accept_check(addr, result.nominated, self.clock())
             self.by_addr[addr] = endpoint
-
-    def _on_relay_check(self, relay: Relay, message: Any, addr: Address) -> None:
-        """The active side of a relay checks us like a client would (ICE, RFC 8445 §7.3)."""
-        result = ice.answer_check(message, relay.creds, addr)
-        if result.response is not None:
-            self._transmit(result.response, addr)
-        if result.error is not None:
-            self.counters["dropped-relay-stun-" + result.error.replace(" ", "-")] += 1
-            return
-        if relay.addr != addr:
-            if relay.addr is not None and self.relay_addrs.get(relay.addr) is relay:
-                del self.relay_addrs[relay.addr]
-            self.relay_addrs[addr] = relay
-        relay.accept_check(addr, self.clock())
-
-    def _on_relay(self, relay: Relay, kind: Kind, data: bytes) -> None:
-        now = self.clock()
-        if kind == Kind.DTLS:
-            relay.on_dtls(data, now)
-        elif kind == Kind.RTP:
-            relay.on_rtp(data, now)
-        elif kind == Kind.RTCP:
-            relay.on_rtcp(data, now)
-        else:
-            self.counters["dropped-unknown-kind"] += 1
 
     def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
         if endpoint.on_dtls(data, addr):
@@ -494,14 +452,7 @@ class Bridge:
             if conference.speaker_tick(now):
                 self.counters["dominant-speaker-changes"] += 1
             conference.refresh_layers(now)
-            for peer_id, relay in list(conference.relays.items()):
-                if isinstance(relay, Relay):
-                    relay.tick(now)
-                    if relay.expired(now):
-                        log.warning("relay to bridge %s went silent: closing it", peer_id,
-                                    extra={"conference": conference.id})
-                        self.counters["relays-expired"] += 1
-                        self.relay_close(conference.id, peer_id)
+            self.relay_table.tick(conference, now)
             for endpoint in list(conference.endpoints.values()):
                 if isinstance(endpoint, RelayedEndpoint):
                     continue  # its own bridge watches its consent

@@ -15,16 +15,19 @@ same association (authenticated and encrypted like the media; see docs/protocol.
 ``{"t": "source", "id": ..., "media": [...]}``
     How to read one participant's packets: per role (audio, camera, screen) its mid, payload
     type, the header extension ids the far bridge reads (audio level, mid, rid), simulcast rids
-    and its SSRCs with their layer index. Sent each second and at once when a new SSRC shows up.
+    and its SSRCs with their layer index, and whether its screen share is on. Sent each second
+    and at once when a new SSRC shows up.
 ``{"t": "constraints", "heights": {participant: height}}``
     Layer suspension flowing back: for each relayed camera, the largest height any receiver
     on the sending bridge's far side wants (-1 no limit, 0 nobody). The near bridge folds it
     into its ``sender-constraints`` as if the relay were one more receiver (:func:`fold_height`).
+    Sent each second and as soon as it changes.
 ``{"t": "keyframe", "ssrc": N}``
     A receiver on the far side needs a keyframe of that SSRC (PLI, RFC 4585 §6.3.1).
 
 Every message is state, not an event, except ``keyframe`` (which is retried by the far
-bridge's own keyframe logic), so a lost datagram costs at most one second.
+bridge's own keyframe logic), so a lost datagram costs at most one second. ``source`` also
+carries whether the participant's screen share is on, so screen slots follow on every bridge.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
+
+from tertulia.protocol.sdp import EXT_MID
 
 if TYPE_CHECKING:
     from tertulia.bridge.endpoint import Endpoint, SendingMedia
@@ -99,6 +104,7 @@ class MediaDescription:
 class SourceDescription:
     participant: str
     media: tuple[MediaDescription, ...]
+    sharing: bool = False  # the participant says its screen share is on
 
     def shape(self) -> tuple[object, ...]:
         return tuple(m.shape() for m in self.media)
@@ -115,6 +121,7 @@ def source_message(description: SourceDescription) -> dict[str, Any]:
     return {
         "t": "source",
         "id": description.participant,
+        "sharing": description.sharing,
         "media": [
             {"role": m.role, "kind": m.kind, "mid": m.mid, "pt": m.payload_type,
              "level": m.level_ext, "midx": m.mid_ext, "ridx": m.rid_ext, "rids": list(m.rids),
@@ -214,7 +221,10 @@ def parse_message(data: bytes) -> RelayMessage:
         described = tuple(_media(m) for m in media)
         if len({m.role for m in described}) != len(described):
             raise RelayMessageError("each role may be described once")
-        return "source", SourceDescription(_id(message.get("id")), described)
+        sharing = message.get("sharing", False)
+        if not isinstance(sharing, bool):
+            raise RelayMessageError("sharing must be a boolean")
+        return "source", SourceDescription(_id(message.get("id")), described, sharing)
     if kind == "constraints":
         heights = message.get("heights")
         if not isinstance(heights, dict) or len(heights) > MAX_SOURCES:
@@ -231,8 +241,6 @@ def parse_message(data: bytes) -> RelayMessage:
 
 def describe(endpoint: Endpoint) -> SourceDescription:
     """What the far bridge needs to read this endpoint's packets."""
-    from tertulia.protocol.sdp import EXT_MID
-
     media: list[MediaDescription] = []
     for role in ROLES:
         sending = endpoint.sending.get(role)
@@ -248,7 +256,7 @@ def describe(endpoint: Endpoint) -> SourceDescription:
             rid_ext=sending.rid_ext_id, rids=sending.rids if sending.layered else (),
             ssrcs=tuple(ssrcs),
         ))
-    return SourceDescription(endpoint.id, tuple(media))
+    return SourceDescription(endpoint.id, tuple(media), endpoint.sharing)
 
 
 @dataclass(slots=True)

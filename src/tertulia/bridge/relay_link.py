@@ -16,7 +16,6 @@ bandwidth allocation and dominant speaker treat it like a local sender.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aioice import stun
-from OpenSSL import SSL
 
 from tertulia.bridge.endpoint import Address, Endpoint, SendingMedia
 from tertulia.bridge.relay import (
@@ -41,19 +39,19 @@ from tertulia.bridge.relay import (
     source_message,
     sources_message,
 )
-from tertulia.bridge.rtp.rtcp import Fir, Pli, RtcpPacket, SenderReport, serialize_rtcp
-from tertulia.bridge.transport.dtls import (
-    DTLS_MTU,
-    SRTP_KEY_LEN,
-    SRTP_PROFILE,
-    SRTP_SALT_LEN,
-    DtlsCertificate,
-    certificate_fingerprint,
-    pack_datagrams,
-    split_records,
+from tertulia.bridge.rtp.rtcp import (
+    Fir,
+    Pli,
+    RtcpPacket,
+    RtcpParseError,
+    SenderReport,
+    parse_rtcp,
+    serialize_rtcp,
 )
+from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.ice import IceCredentials, random_ice_string
-from tertulia.bridge.transport.srtp import SrtpPair
+from tertulia.bridge.transport.relay_dtls import RelayDtls
+from tertulia.bridge.transport.srtp import SrtpError
 from tertulia.protocol.sdp import (
     EXT_AUDIO_LEVEL,
     EXT_MID,
@@ -73,114 +71,6 @@ RELAY_TIMEOUT = 10.0  # nothing authenticated heard for this long: the relay is 
 STREAM_WINDOW = 5.0  # an SSRC counts as a relayed stream if a packet crossed this recently
 
 Transmit = Callable[[bytes, Address], None]
-
-
-class RelayDtls:
-    """DTLS-SRTP on a relay, either role, carrying application data once connected."""
-
-    def __init__(self, certificate: DtlsCertificate, remote_fingerprint: str,
-                 active: bool) -> None:
-        self._conn = SSL.Connection(certificate.context(), None)
-        if active:
-            self._conn.set_connect_state()
-        else:
-            self._conn.set_accept_state()
-        self._conn.set_ciphertext_mtu(DTLS_MTU)
-        self.active = active
-        self._remote = remote_fingerprint.upper()
-        self.srtp: SrtpPair | None = None
-        self.failed: str | None = None
-
-    def _drain(self) -> list[bytes]:
-        out = b""
-        while True:
-            try:
-                chunk = self._conn.bio_read(65536)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return pack_datagrams(split_records(out)) if out else []
-
-    def handshake(self) -> list[bytes]:
-        """Advance the handshake (the active side's first call sends the ClientHello)."""
-        if self.srtp is not None or self.failed:
-            return []
-        try:
-            self._conn.do_handshake()
-        except SSL.WantReadError:
-            return self._drain()
-        except SSL.Error as exc:
-            out = self._drain()
-            self.failed = f"handshake error: {exc}"
-            return out
-        out = self._drain()
-        self._finish()
-        return out
-
-    def _finish(self) -> None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None or certificate_fingerprint(cert) != self._remote:
-            self.failed = "the peer's certificate does not match the signalled fingerprint"
-            return
-        if self._conn.get_selected_srtp_profile() != SRTP_PROFILE:
-            self.failed = "no SRTP profile negotiated"
-            return
-        # RFC 5764 §4.2: client key, server key, client salt, server salt.
-        k, s = SRTP_KEY_LEN, SRTP_SALT_LEN
-        m = self._conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
-        client, server = m[:k] + m[2 * k : 2 * k + s], m[k : 2 * k] + m[2 * k + s :]
-        self.srtp = SrtpPair(server, client) if self.active else SrtpPair(client, server)
-
-    def feed(self, datagram: bytes) -> tuple[list[bytes], list[bytes]]:
-        """One DTLS datagram in: (datagrams to send, application messages received)."""
-        if self.failed or not datagram:
-            return [], []
-        self._conn.bio_write(datagram)
-        if self.srtp is None:
-            return self.handshake(), []
-        messages: list[bytes] = []
-        for _ in range(16):  # bounded: a datagram holds a few records at most
-            try:
-                data = self._conn.recv(16384)
-            except (SSL.WantReadError, SSL.ZeroReturnError):
-                break
-            except SSL.Error as exc:
-                log.debug("relay DTLS record error: %s", exc)
-                break
-            if not data:
-                break
-            messages.append(data)
-        return self._drain(), messages
-
-    def send(self, message: bytes) -> list[bytes]:
-        if self.srtp is None or self.failed:
-            return []
-        try:
-            self._conn.send(message)
-        except SSL.Error as exc:
-            log.debug("relay DTLS send failed: %s", exc)
-        return self._drain()
-
-    def timeout_due(self) -> bool:
-        if self.srtp is not None or self.failed:
-            return False
-        timeout: float | None = self._conn.DTLSv1_get_timeout()
-        return timeout is not None and timeout <= 0
-
-    def handle_timeout(self) -> list[bytes]:
-        with contextlib.suppress(SSL.Error):
-            self._conn.DTLSv1_handle_timeout()
-        return self._drain()
-
-    def close(self) -> list[bytes]:
-        if self.srtp is None:
-            return []
-        with contextlib.suppress(SSL.Error):
-            self._conn.shutdown()
-        self.srtp = None
-        return self._drain()
 
 
 def _negotiated(description: SourceDescription) -> Negotiation:
@@ -285,6 +175,7 @@ class Relay:
         self._owner: dict[int, RelayedEndpoint] = {}  # far SSRC -> its participant
         self.heights: dict[str, int] = {}  # far receivers' wants, per local camera
         self._announced: dict[str, SourceDescription] = {}  # what we last described
+        self._known: set[int] = set()  # every SSRC described
         self._last_state = -1e9
         self._last_check = -1e9
         self._sent_heights: dict[str, int] = {}
@@ -348,6 +239,8 @@ class Relay:
         self._send_all(out)
         if self.dtls.failed:
             self.stats.drop("dtls-failed")
+            for participant in list(self.remote):  # nothing more can come from them
+                self._remove_remote(participant)
             return
         self.last_heard = now
         if not was and self.dtls.srtp is not None:
@@ -365,7 +258,7 @@ class Relay:
             return
         try:
             plain = srtp.unprotect_rtp(data)
-        except Exception:
+        except SrtpError:
             self.stats.drop("srtp-auth")
             return
         if len(plain) < 12:
@@ -379,6 +272,9 @@ class Relay:
         if sender is None:
             self.stats.drop("unannounced-ssrc")
             return
+        if self.conference.endpoints.get(sender.id) is not sender:
+            self.stats.drop("source-is-local")  # it moved here: its old copy must not mix in
+            return
         self.stats.streams_in[ssrc] = now
         sender.stats.rtp_in += 1
         sender.stats.bytes_in += len(data)
@@ -389,10 +285,9 @@ class Relay:
         if srtp is None:
             self.stats.drop("rtcp-before-dtls")
             return
-        from tertulia.bridge.rtp.rtcp import parse_rtcp
         try:
             packets = parse_rtcp(srtp.unprotect_rtcp(data))
-        except Exception:
+        except (SrtpError, RtcpParseError, ValueError):
             self.stats.drop("srtcp-auth-or-malformed")
             return
         self.last_heard = now
@@ -400,7 +295,7 @@ class Relay:
         for packet in packets:
             if isinstance(packet, SenderReport):
                 sender = self._owner.get(packet.ssrc)
-                if sender is not None:
+                if sender is not None and self.conference.endpoints.get(sender.id) is sender:
                     self.conference.on_rtcp(sender, [packet], now)
 
     # -- sending ------------------------------------------------------------------------------
@@ -412,9 +307,9 @@ class Relay:
             return
         if not self.connected:
             return
-        announced = self._announced.get(sender.id)
-        if announced is None or ssrc not in announced.ssrcs():
+        if ssrc not in self._known:
             self._describe(sender)  # a new SSRC: tell the far side before its packets
+            self._known.add(ssrc)  # once: one beyond the description's cap is not retried
         srtp = self.dtls.srtp if self.dtls is not None else None
         assert srtp is not None and self.addr is not None
         data = srtp.protect_rtp(plain)
@@ -447,9 +342,15 @@ class Relay:
         self.stats.messages_out += 1
         self._send_all(self.dtls.send(message))
 
+    def announce(self, sender: Endpoint) -> None:
+        """Describe a local participant now (its screen share went on or off)."""
+        if self.connected:
+            self._describe(sender)
+
     def _describe(self, sender: Endpoint) -> None:
         description = describe(sender)
         self._announced[sender.id] = description
+        self._known = {s for d in self._announced.values() for s in d.ssrcs()}
         self.send_message(encode(source_message(description)))
 
     def request_keyframe(self, ssrc: int) -> None:
@@ -499,6 +400,8 @@ class Relay:
         else:
             existing.update(description)
         self._owner = {s: e for e in self.remote.values() for s in e.media_by_ssrc}
+        if description.sharing != existing.sharing and "screen" in existing.sending:
+            self.conference.set_sharing(existing, description.sharing, now)
 
     def _remove_remote(self, participant: str) -> None:
         endpoint = self.remote.pop(participant, None)
@@ -517,26 +420,36 @@ class Relay:
 
     # -- timers -------------------------------------------------------------------------------
 
+    def _heights(self) -> dict[str, int]:
+        return {p: e.max_height_wanted for p, e in self.remote.items()
+                if e.max_height_wanted is not None}
+
     def tick(self, now: float) -> None:
-        """Handshake retransmissions, checks, and the periodic state messages."""
+        """Handshake retransmissions, checks, and the periodic state messages (constraints
+        also at once when they change)."""
         if self.closed or self.dtls is None:
             return
         if self.dtls.timeout_due():
             self._send_all(self.dtls.handle_timeout())
         if self.active and now - self._last_check >= CHECK_INTERVAL:
             self._check(now)
-        if not self.connected or now - self._last_state < STATE_INTERVAL:
+        if not self.connected:
+            return
+        if now - self._last_state < STATE_INTERVAL:
+            heights = self._heights()
+            if heights != self._sent_heights:
+                self._sent_heights = heights
+                self.send_message(encode(constraints_message(heights)))
             return
         self._last_state = now
         local = [e for e in self.conference.endpoints.values()
                  if not getattr(e, "relayed", False)]
-        self._announced = {k: v for k, v in self._announced.items()
-                           if k in {e.id for e in local}}
+        ids = {e.id for e in local}
+        self._announced = {k: v for k, v in self._announced.items() if k in ids}
         self.send_message(encode(sources_message([e.id for e in local])))
         for endpoint in local:
             self._describe(endpoint)
-        heights = {p: e.max_height_wanted for p, e in self.remote.items()
-                   if e.max_height_wanted is not None}
+        heights = self._heights()
         self._sent_heights = heights
         self.send_message(encode(constraints_message(heights)))
 

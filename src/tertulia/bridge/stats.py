@@ -56,7 +56,7 @@ def rates_between(older: Totals, newer: Totals, seconds: float) -> Rates:
 def relay_stats(bridge: Bridge, now: float) -> dict[str, Any]:
     """Relays between bridges: how many, the streams crossing them, their traffic."""
     relays = bridge.relays()
-    live = bridge.relay_totals
+    live = bridge.relay_table.closed_totals
     streams_in = streams_out = 0
     for relay in relays:
         st = relay.stats
@@ -163,6 +163,8 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for conference in bridge.conferences.values():
         for endpoint in conference.endpoints.values():
+            if getattr(endpoint, "relayed", False):
+                continue  # another bridge's participant: it receives nothing here
             estimate = endpoint.estimate.value(now)
             layers: list[int | None] = []
             for sender_id, ssrc in endpoint.allocation.items():

@@ -29,3 +29,6 @@ class ShardCollector(Collector):
         yield CounterMetricFamily("tertulia_shard_participants_moved",
                                   "Participants asked to renegotiate after a bridge failure",
                                   value=float(self.focus.moved))
+        yield CounterMetricFamily("tertulia_shard_relays_opened",
+                                  "Relays set up between two bridges of a conference",
+                                  value=float(self.focus.relays_opened))
