@@ -1,6 +1,8 @@
-"""Sharding behind a real HAProxy (deploy/haproxy.cfg) with two real shard processes: rooms
-spread over both, a room never splits, a forced room goes where the map says, joins for another
-room than the /ws parameter are refused, and a stopped shard's rooms come back on the other."""
+"""Sharding behind a real HAProxy (deploy/haproxy.cfg) with two real shard processes, each in its
+own network namespace with its own address (HAProxy stays in the test's namespace and reaches
+them over the test bridge): rooms spread over both, a room never splits, a forced room goes
+where the map says, joins for another room than the /ws parameter are refused, and a stopped
+shard's rooms come back on the other."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import asyncio
 import random
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +22,7 @@ import aiohttp
 import pytest
 
 from tests.cluster_procs import Proc, processes, wait_http
+from tests.netlab import netlab
 from tests.server import free_port
 from tests.wsclient import Client
 
@@ -26,13 +30,15 @@ pytestmark = pytest.mark.timeout(120)
 
 CONFIG = Path(__file__).resolve().parent.parent.parent / "deploy" / "haproxy.cfg"
 ROOMS = 24
+SHARD_PORT = 8000  # each shard has its own address, so both use the deploy port
 LIMITS = {"TERTULIA_JOINS_PER_SECOND_PER_ADDRESS": "1000",
           "TERTULIA_JOIN_BURST_PER_ADDRESS": "1000",
           "TERTULIA_CONNECTIONS_PER_ADDRESS": "1000"}
 
 
 @contextmanager
-def haproxy(port: int, shards: dict[str, int], forced: dict[str, str]) -> Iterator[str]:
+def haproxy(port: int, shards: dict[str, str], forced: dict[str, str]) -> Iterator[str]:
+    """``shards``: server name → "address:port" of that shard (in its own namespace)."""
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(binary).exists():
         pytest.skip("haproxy is not installed (scripts/install-system-deps.sh)")
@@ -44,9 +50,8 @@ def haproxy(port: int, shards: dict[str, int], forced: dict[str, str]) -> Iterat
         text = text.replace("bind :80", f"bind 127.0.0.1:{port}")
         text = text.replace("maxconn 50000", "maxconn 1000")  # within this machine's fd limit
         text = re.sub(r"(?m)^    server shard(\d) \S+$",
-                      lambda m: f"    server shard{m[1]} 127.0.0.1:{shards['shard' + m[1]]}",
-                      text)
-        assert all(f"127.0.0.1:{p}" in text for p in shards.values())
+                      lambda m: f"    server shard{m[1]} {shards['shard' + m[1]]}", text)
+        assert all(f"    server {name} {where}\n" in text for name, where in shards.items())
         cfg = Path(tmp) / "haproxy.cfg"
         cfg.write_text(text)
         check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=10)
@@ -82,16 +87,23 @@ async def rejoin(http: aiohttp.ClientSession, front: str, room: str, name: str) 
 
 
 async def test_rooms_are_sharded_by_name_and_survive_a_shard_stop() -> None:
-    ports = {"shard1": free_port(), "shard2": free_port()}
-    with processes() as (_, procs):
+    with netlab(2) as (lab, namespaces), processes() as (_, procs):
+        names = ["shard1", "shard2"]
+        shard_ns = dict(zip(names, namespaces, strict=True))
+        # Each shard listens on its own namespace's address: "address:port" per shard.
+        where = {name: f"{lab.hosts[ns]}:{SHARD_PORT}" for name, ns in shard_ns.items()}
         shards = {}
-        for name, port in ports.items():
+        for name, ns in shard_ns.items():
             # Behind the front every client comes from its address: lift per-address limits.
-            procs.append(Proc(["shard", "--port", str(port), "--shard-id", name], env=LIMITS))
+            procs.append(Proc(["shard", "--host", lab.hosts[ns], "--port", str(SHARD_PORT),
+                               "--shard-id", name], prefix=lab.netns_exec(ns), env=LIMITS))
             shards[name] = procs[-1]
-        for port in ports.values():
-            await wait_http(f"http://127.0.0.1:{port}/about/health")
-        with haproxy(free_port(), ports, {"forced-room": "shard2"}) as front:
+        for address in where.values():
+            await wait_http(f"http://{address}/about/health")
+        for ns in namespaces:  # not an address of the test's namespace: traffic leaves it
+            with socket.socket() as s, pytest.raises(OSError):
+                s.bind((lab.hosts[ns], 0))
+        with haproxy(free_port(), where, {"forced-room": "shard2"}) as front:
             await wait_http(f"http://{front}/")
             async with aiohttp.ClientSession() as http:
                 # The page and the socket of one room go to the same shard.
@@ -110,7 +122,7 @@ async def test_rooms_are_sharded_by_name_and_survive_a_shard_stop() -> None:
                 placed = {room: {c.welcome["shard"] for c in cs} for room, cs in clients.items()}
                 assert all(len(s) == 1 for s in placed.values()), placed  # never split
                 per_shard = {name: sum(1 for s in placed.values() if s == {name})
-                             for name in ports}
+                             for name in names}
                 print(f"\nrooms per shard: {per_shard}")
                 assert all(count > 0 for count in per_shard.values()), per_shard
                 assert placed["forced-room"] == {"shard2"}
@@ -120,11 +132,10 @@ async def test_rooms_are_sharded_by_name_and_survive_a_shard_stop() -> None:
                         cs[0].welcome["participant"]]
 
                 # A shard refuses a join for a room other than the one the front routed on.
-                direct = await Client(http, f"ws://127.0.0.1:{ports['shard1']}/ws?room=a",
-                                      "x").connect()
+                direct = await Client(http, f"ws://{where['shard1']}/ws?room=a", "x").connect()
                 reply = await direct.request({"type": "join", "room": "b", "name": "x"})
                 assert reply["code"] == "wrong-room"
-                bare = await Client(http, f"ws://127.0.0.1:{ports['shard1']}/ws", "x").connect()
+                bare = await Client(http, f"ws://{where['shard1']}/ws", "x").connect()
                 reply = await bare.request({"type": "join", "room": "a", "name": "x"})
                 assert reply["code"] == "room-param-required"
 
@@ -146,7 +157,7 @@ async def test_rooms_are_sharded_by_name_and_survive_a_shard_stop() -> None:
                     by_room.setdefault(client.welcome["room"], set()).add(client.welcome["shard"])
                 assert set(by_room) == {r.lower() for r in moved}
                 # Rooms that were on the survivor stayed there (consistent hashing).
-                async with http.get(f"http://127.0.0.1:{ports[survivor]}/about/health") as r:
+                async with http.get(f"http://{where[survivor]}/about/health") as r:
                     health = await r.json()
                 assert health["rooms"] == len(rooms)
                 assert health["participants"] == 2 * len(rooms)
