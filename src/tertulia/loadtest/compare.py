@@ -14,6 +14,7 @@ them (``latency.py``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import multiprocessing
@@ -202,7 +203,9 @@ async def _worker(config: WorkerConfig) -> dict[str, Any]:
             "expected": d.expected, "lost": d.lost, "sent": sent_after - sent_before,
             "latency_us": window.latency_us,
             "plis": sum(p.plis for p in peers), "nacks": sum(p.nacks for p in peers),
-            "srtp_errors": sum(p.srtp_errors for p in peers)}
+            "srtp_errors": sum(p.srtp_errors for p in peers),
+            "srtp_error_kinds": dict(sum((p.srtp_error_kinds for p in peers),
+                                         collections.Counter[str]()))}
 
 
 def _worker_main(config: WorkerConfig, queue: Queue[Any]) -> None:
@@ -290,6 +293,8 @@ def summarize(kind: str, senders: int, duration: float, results: list[dict[str, 
         "load_average": [round(x, 2) for x in load],
         "plis": sum(r["plis"] for r in ok),
         "srtp_errors": sum(r["srtp_errors"] for r in ok),
+        "srtp_error_kinds": dict(sum((collections.Counter(r.get("srtp_error_kinds", {}))
+                                      for r in ok), collections.Counter[str]())),
         "cpu_count": os.cpu_count(),
     }
 

@@ -102,6 +102,7 @@ class MediaPeer:
         self.streams: dict[int, StreamStats] = {}
         self.dropped = self.srtp_errors = self.rtcp_errors = 0
         self.plis = self.nacks = self.sent_packets = 0
+        self.srtp_error_kinds: collections.Counter[str] = collections.Counter()
         self._received = 0
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -200,8 +201,9 @@ class MediaPeer:
         if self.window.open and self._received % self.window.latency_every == 0:
             try:
                 plain = self.srtp.unprotect_rtp(data)
-            except SrtpError:
+            except SrtpError as exc:  # e.g. a replayed index (RFC 3711 §3.3.2)
                 self.srtp_errors += 1
+                self.srtp_error_kinds[str(exc)[:60]] += 1
                 return
             stamp = read_stamp(plain)
             if stamp is not None:
