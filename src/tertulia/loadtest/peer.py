@@ -198,7 +198,10 @@ class MediaPeer:
             stats = self.streams[ssrc] = StreamStats(48000 if b1 & 0x7F == OPUS_PT else 90000)
         stats.add(seq, ts, len(data), now / 1e9)
         self._received += 1
-        if self.window.open and self._received % self.window.latency_every == 0:
+        # Every Nth packet is unprotected from the first one on, not only inside the window:
+        # libsrtp infers the rollover counter from the sequence numbers it has seen (RFC 3711
+        # §3.3.1), so a stream whose first unprotected packet comes after a wrap would fail.
+        if self._received % self.window.latency_every == 1 or self.window.latency_every == 1:
             try:
                 plain = self.srtp.unprotect_rtp(data)
             except SrtpError as exc:  # e.g. a replayed index (RFC 3711 §3.3.2)
@@ -206,7 +209,7 @@ class MediaPeer:
                 self.srtp_error_kinds[str(exc)[:60]] += 1
                 return
             stamp = read_stamp(plain)
-            if stamp is not None:
+            if stamp is not None and self.window.open:
                 self.window.latency_us.append((now - stamp[1]) // 1000)
 
     def _on_rtcp(self, data: bytes) -> None:
