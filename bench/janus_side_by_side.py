@@ -24,6 +24,7 @@ import argparse
 import json
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import time
@@ -89,14 +90,22 @@ def janus_server(interface: str) -> Iterator[tuple[str, int]]:
                 proc.wait(timeout=10)
 
 
-def compare(ours: dict[str, Any], janus: dict[str, Any]) -> dict[str, Any]:
-    """Tertulia ÷ Janus for one size (pure)."""
-    def r(key: str) -> float | None:
-        value = ratio(ours.get(key), janus.get(key))
-        return None if value is None else round(value, 2)
+def _median(values: list[float | None]) -> float | None:
+    present = sorted(v for v in values if v is not None)
+    return statistics.median(present) if present else None
 
-    return {"senders": ours["senders"], "cpu_per_packet_ratio": r("us_per_packet"),
-            "latency_p50_ratio": r("latency_p50_ms"), "latency_p99_ratio": r("latency_p99_ms")}
+
+def compare(ours: list[dict[str, Any]], janus: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tertulia ÷ Janus for one size, from the medians over repeated runs (pure)."""
+    out: dict[str, Any] = {"senders": ours[0]["senders"], "runs": len(ours)}
+    for key, name in (("us_per_packet", "cpu_per_packet"), ("latency_p50_ms", "latency_p50"),
+                      ("latency_p99_ms", "latency_p99")):
+        a = _median([r.get(key) for r in ours])
+        b = _median([r.get(key) for r in janus])
+        value = ratio(a, b)
+        out[f"{name}_tertulia"], out[f"{name}_janus"] = a, b
+        out[f"{name}_ratio"] = None if value is None else round(value, 2)
+    return out
 
 
 def main() -> None:
@@ -108,22 +117,29 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="load generator workers")
     parser.add_argument("--latency-every", type=int, default=4,
                         help="read the stamp of every Nth received packet (default 4)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per server and size, alternating which goes first")
     parser.add_argument("--janus-first", action="store_true", help="run Janus before us")
     args = parser.parse_args()
     common = {"duration": args.duration, "processes": args.processes,
               "latency_every": args.latency_every}
     with janus_interface() as interface:
         for size in args.sizes:
-            rows: dict[str, dict[str, Any]] = {}
-            for kind in (("janus", "tertulia") if args.janus_first else ("tertulia", "janus")):
-                if kind == "tertulia":
-                    with tertulia_server() as (url, pid):
-                        rows[kind] = measure(kind, url, pid, size, **common)
-                else:
-                    with janus_server(interface) as (url, pid):
-                        rows[kind] = measure(kind, url, pid, size, local_address=JANUS_ADDRESS,
-                                             **common)
-                print(json.dumps(rows[kind]), flush=True)
+            rows: dict[str, list[dict[str, Any]]] = {"tertulia": [], "janus": []}
+            for run in range(args.repeat):
+                order = ["tertulia", "janus"]
+                if args.janus_first != (run % 2 == 1):
+                    order.reverse()
+                for kind in order:
+                    if kind == "tertulia":
+                        with tertulia_server() as (url, pid):
+                            row = measure(kind, url, pid, size, **common)
+                    else:
+                        with janus_server(interface) as (url, pid):
+                            row = measure(kind, url, pid, size, local_address=JANUS_ADDRESS,
+                                          **common)
+                    rows[kind].append(row)
+                    print(json.dumps(row), flush=True)
             print(json.dumps(compare(rows["tertulia"], rows["janus"])), flush=True)
 
 

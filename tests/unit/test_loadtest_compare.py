@@ -187,3 +187,19 @@ def test_summary_divides_window_cpu_by_packets_received() -> None:
 def test_rtp_stamp_is_inside_what_the_bridge_parses_as_payload() -> None:
     packet = stamp_payload(_rtp(bytes(64)), 1, 2)
     assert read_stamp(b"\x00" * 12 + RtpPacket.parse(packet).payload) == (1, 2)
+
+
+def test_side_by_side_ratio_uses_medians_of_the_runs() -> None:
+    from bench.janus_side_by_side import compare
+
+    ours = [{"senders": 5, "us_per_packet": u, "latency_p50_ms": 2.0, "latency_p99_ms": p}
+            for u, p in ((40.0, 10.0), (30.0, None), (50.0, 30.0))]
+    janus = [{"senders": 5, "us_per_packet": u, "latency_p50_ms": 1.0, "latency_p99_ms": 5.0}
+             for u in (20.0, 25.0, 30.0)]
+    row = compare(ours, janus)
+    assert row["runs"] == 3
+    assert row["cpu_per_packet_tertulia"] == 40.0 and row["cpu_per_packet_janus"] == 25.0
+    assert row["cpu_per_packet_ratio"] == pytest.approx(1.6)
+    assert row["latency_p50_ratio"] == pytest.approx(2.0)
+    assert row["latency_p99_ratio"] == pytest.approx(4.0)  # median of 10 and 30, runs without
+    assert compare([{"senders": 2}], [{"senders": 2}])["cpu_per_packet_ratio"] is None

@@ -257,6 +257,8 @@ def measure(kind: str, url: str, pid: int, senders: int, *, duration: float = 20
     for _ in procs:  # bounded: each worker answers once, or the timeout ends the wait
         with contextlib.suppress(Exception):
             results.append(queue.get(timeout=60))
+    if len(results) < len(procs):
+        results.append({"fatal": f"{len(procs) - len(results)} worker(s) sent no result"})
     for proc in procs:
         proc.join(timeout=10)
         if proc.is_alive():
