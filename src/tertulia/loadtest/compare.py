@@ -226,6 +226,19 @@ def load_average() -> float:
         return float(f.read().split()[0])
 
 
+def thread_count(pid: int) -> int | None:
+    """Threads of ``pid`` (proc(5) ``Threads:``): the scheduler shares a busy machine's cores
+    between threads, so a server with more of them gets more CPU when others compete."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def measure(kind: str, url: str, pid: int, senders: int, *, duration: float = 20.0,
             processes: int = 2, ramp: float = 5.0, settle: float = 6.0,
             latency_every: int = 4, cache_dir: str | None = None,
@@ -253,6 +266,7 @@ def measure(kind: str, url: str, pid: int, senders: int, *, duration: float = 20
     cpu1 = proc_cpu_rss(pid)
     gen1 = sum(u[0] for p in procs if p.pid and (u := proc_cpu_rss(p.pid)) is not None)
     load1 = load_average()
+    threads = thread_count(pid)
     results = []
     for _ in procs:  # bounded: each worker answers once, or the timeout ends the wait
         with contextlib.suppress(Exception):
@@ -263,9 +277,11 @@ def measure(kind: str, url: str, pid: int, senders: int, *, duration: float = 20
         proc.join(timeout=10)
         if proc.is_alive():
             proc.terminate()
-    return summarize(kind, senders, duration, results,
-                     None if cpu0 is None or cpu1 is None else cpu1[0] - cpu0[0],
-                     gen1 - gen0, (load0, load1))
+    row = summarize(kind, senders, duration, results,
+                    None if cpu0 is None or cpu1 is None else cpu1[0] - cpu0[0],
+                    gen1 - gen0, (load0, load1))
+    row["server_threads"] = threads
+    return row
 
 
 def summarize(kind: str, senders: int, duration: float, results: list[dict[str, Any]],
