@@ -30,6 +30,9 @@ class OfferParams:
     slots: int
     candidate: tuple[str, int] | None = None  # our host candidate (the bridge needs none)
     session_id: int = 1
+    # a single video encoding with this SSRC instead of Chromium's three simulcast layers
+    # (as Firefox without simulcast offers it; used by the side-by-side benchmark)
+    video_ssrc: int | None = None
 
 
 def build_offer(p: OfferParams) -> str:
@@ -57,11 +60,12 @@ def build_offer(p: OfferParams) -> str:
     def video(mid: str, direction: str) -> list[str]:
         out = common(mid, "video", VP8_PT)
         out += [f"a=extmap:{MID_ID} {EXT_MID}"]
-        if direction == "sendonly":
+        simulcast = direction == "sendonly" and p.video_ssrc is None
+        if simulcast:
             out += [f"a=extmap:{RID_ID} {EXT_RID}", f"a=extmap:{RRID_ID} {EXT_RRID}"]
         out += [f"a={direction}", "a=rtcp-mux", "a=rtcp-rsize", f"a=rtpmap:{VP8_PT} VP8/90000"]
         out += [f"a=rtcp-fb:{VP8_PT} {fb}" for fb in ("goog-remb", "ccm fir", "nack", "nack pli")]
-        if direction == "sendonly":
+        if simulcast:
             out += [f"a=rid:{layer.rid} send" for layer in LAYERS]
             out.append("a=simulcast:send " + ";".join(layer.rid for layer in LAYERS))
         return out
@@ -71,6 +75,9 @@ def build_offer(p: OfferParams) -> str:
               f"a=ssrc:{p.audio_ssrc} msid:loadtest mic"]
     lines += video("1", "sendonly")
     lines.append("a=msid:loadtest camera")
+    if p.video_ssrc is not None:
+        lines += [f"a=ssrc:{p.video_ssrc} cname:{p.cname}",
+                  f"a=ssrc:{p.video_ssrc} msid:loadtest camera"]
     for i in range(p.slots):
         lines += audio(mids[2 + 2 * i], "recvonly")
         lines += video(mids[3 + 2 * i], "recvonly")
