@@ -39,7 +39,10 @@ def test_probing_fills_the_gap_up_to_the_estimate_only_while_layers_are_held_bac
     assert probe_rate(None, 100_000, 1_000_000) == 0  # no estimate yet
     assert probe_rate(500_000, 600_000, 600_000) == 0  # nothing held back
     assert probe_rate(500_000, 150_000, 1_000_000) == 500_000 * 0.9 - 150_000
-    assert probe_rate(2_000_000, 150_000, 600_000) == 600_000 * 0.9 - 150_000
+    assert probe_rate(2_000_000, 150_000, 600_000) == 600_000 - 150_000  # only up to wanted
+    # during a probe: past the estimate, still never beyond what is wanted
+    assert probe_rate(500_000, 150_000, 1_000_000, probing=True) == 500_000 * 1.3 - 150_000
+    assert probe_rate(500_000, 150_000, 600_000, probing=True) == 600_000 - 150_000
 
 
 def test_rate_meter_smooths_bits_per_second() -> None:

@@ -6,13 +6,15 @@ and report the result as REMB when ``goog-remb`` is negotiated. We chose it over
 estimation from transport-wide feedback (TWCC) because it keeps the per-packet work of the
 bridge's Python hot path at one 3-byte stamp per packet (TWCC would need a send record per
 packet per receiver and a per-receiver delay filter over every feedback), and because the
-throttled-link test (tests/browser/test_bandwidth.py, bench/BANDWIDTH.md) shows it following a
-300 kbit/s limit and its removal within the targets. Its costs, and what we do about them:
+throttled-link test (tests/browser/test_bandwidth.py, bench/bandwidth.md) shows it dropping a
+receiver behind 300 kbit/s to the low layer within seconds, without loss or stalls, while others
+are unaffected; climbing back after the limit goes is its weak point (below). Its costs,
+and what we do about them:
 REMB reacts to loss only through delay, so :class:`ReceiverEstimate` also applies the
 loss-based rule of draft-ietf-rmcat-gcc-02 §6 from the receiver's RTCP receiver reports; and a
 receiver's estimator never rises far above what it receives (libwebrtc caps its increase near
-1.5× the incoming rate), so the bridge probes with padding when it holds layers back
-(:func:`probe_rate`).
+1.5× the incoming rate), so the bridge can probe with padding when it holds layers back
+(:func:`probe_rate`; switched off in bandwidth.py for now, see there and bench/bandwidth.md).
 
 **Uplink (sender → bridge): transport-wide feedback (draft-holmer-rmcat-transport-wide-cc-
 extensions-01).** The bridge only timestamps arrivals and reports them (:class:`TwccRecorder`);
@@ -74,16 +76,25 @@ class ReceiverEstimate:
         return self.remb_bps
 
 
-def probe_rate(estimate: float | None, sending: float, wanted: float) -> float:
+# While layers are held back, a probe pushes past the estimate for a moment now and then: a
+# receiver-side estimator only raises its estimate to about 1.5x what it sees arrive, so a
+# receiver that only ever gets what its estimate allows would never climb. Short and spaced,
+# so on a link that really is full the excess sits in a queue for a second, not in losses.
+PROBE_GAIN, PROBE_SECONDS, PROBE_EVERY = 1.3, 1.0, 4.0
+
+
+def probe_rate(estimate: float | None, sending: float, wanted: float, probing: bool = False
+               ) -> float:
     """Padding rate (bit/s) that lets a receiver's estimate grow towards what it would take.
 
-    Only while layers are held back (``wanted`` > ``sending``), and never beyond the estimate
-    itself: padding fills the gap between what we send and what the receiver says it can take,
-    so its estimator sees that rate arrive without queueing and raises its estimate.
+    Only while layers are held back (``wanted`` > ``sending``). Normally up to 90% of the
+    estimate, so the estimator sees that rate arrive without queueing; during a probe up to
+    ``PROBE_GAIN`` times the estimate. Never beyond ``wanted``.
     """
     if estimate is None or wanted <= sending:
         return 0.0
-    return max(0.0, min(estimate, wanted) * 0.9 - sending)
+    ceiling = estimate * PROBE_GAIN if probing else estimate * 0.9
+    return max(0.0, min(ceiling, wanted) - sending)
 
 
 @dataclass(slots=True)

@@ -346,6 +346,7 @@ class Conference:
                 for meter in video.rate.values():
                     meter.tick(now)
             endpoint.send_rate.tick(now)
+            endpoint.audio_rate.tick(now)
         for receiver in self.endpoints.values():
             if bandwidth.allocate_receiver(self, receiver, now):
                 self.update_video_selection(receiver, now)

@@ -37,6 +37,7 @@ from tertulia.protocol.sdp import (
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
+IP_UDP_OVERHEAD = 28  # IPv4 + UDP header bytes per datagram (what a link carries beyond it)
 # SSRCs an endpoint may use (declared and learned). A browser uses about ten: audio, three
 # simulcast layers and their RTX, a screen and its RTX; SSRCs beyond this are not forwarded.
 MAX_SSRCS = 64
@@ -182,10 +183,13 @@ class Endpoint:
         self.estimate = ReceiverEstimate()
         self.rtt = RttMeter()  # from its reception reports about the SRs we send it
         self.send_rate = RateMeter()
+        self.audio_rate = RateMeter()  # audio sent to it, IP/UDP included: reserved first
         self.allocation: dict[str, int | None] = {}  # sender id -> layer SSRC (None: off)
         self.bwe_suspended: set[str] = set()  # senders whose video does not fit the estimate
         self.padding_bps = 0.0
         self.padding_credit = 0.0  # bytes of padding owed
+        self.probe_until = 0.0  # a probe above the estimate runs until then (bwe.py)
+        self.next_probe = 0.0
         self.sharing = False  # the client says its screen share is on
         self.max_height_wanted: int | None = None  # last `sender-constraints` sent
         self.constraints = ReceiverConstraints()
@@ -359,6 +363,8 @@ class Endpoint:
         self.stats.rtp_out += 1
         self.stats.bytes_out += len(data)
         self.send_rate.add(len(data))
+        if stream.kind == "audio":
+            self.audio_rate.add(len(data) + IP_UDP_OVERHEAD)
         self._transmit(data, self.addr)
 
     def send_padding(self, stream: SlotStream, budget: int, now: float) -> int:
