@@ -11,15 +11,12 @@ from __future__ import annotations
 from OpenSSL import SSL
 
 from tertulia.bridge.transport.dtls import (
-    DTLS_MTU,
-    SRTP_KEY_LEN,
-    SRTP_PROFILE,
-    SRTP_SALT_LEN,
     DtlsCertificate,
     SrtpKeys,
-    certificate_fingerprint,
-    pack_datagrams,
-    split_records,
+    drain,
+    handshake_problem,
+    new_connection,
+    srtp_keys,
 )
 
 
@@ -29,23 +26,12 @@ class DtlsError(Exception):
 
 class DtlsClient:
     def __init__(self, certificate: DtlsCertificate, remote_fingerprint: str) -> None:
-        self._conn = SSL.Connection(certificate.context(), None)
-        self._conn.set_connect_state()
-        self._conn.set_ciphertext_mtu(DTLS_MTU)
+        self._conn = new_connection(certificate, active=True)
         self._remote = remote_fingerprint.upper()
         self.keys: SrtpKeys | None = None
 
     def _drain(self) -> list[bytes]:
-        out = b""
-        while True:
-            try:
-                chunk = self._conn.bio_read(65536)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return pack_datagrams(split_records(out)) if out else []
+        return drain(self._conn)
 
     def _step(self) -> list[bytes]:
         try:
@@ -82,13 +68,7 @@ class DtlsClient:
         return self._drain()
 
     def _finish(self) -> None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None or certificate_fingerprint(cert) != self._remote:
-            raise DtlsError("the bridge's certificate does not match the answer's fingerprint")
-        if self._conn.get_selected_srtp_profile() != SRTP_PROFILE:
-            raise DtlsError("no SRTP profile negotiated")
-        # RFC 5764 §4.2: client key, server key, client salt, server salt.
-        k, s = SRTP_KEY_LEN, SRTP_SALT_LEN
-        m = self._conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
-        client, server = m[:k] + m[2 * k : 2 * k + s], m[k : 2 * k] + m[2 * k + s :]
-        self.keys = SrtpKeys(rx=server, tx=client)
+        problem = handshake_problem(self._conn, self._remote)
+        if problem is not None:
+            raise DtlsError(problem)
+        self.keys = srtp_keys(self._conn, active=True)

@@ -132,29 +132,65 @@ class SrtpKeys:
     tx: bytes
 
 
+def new_connection(certificate: DtlsCertificate, *, active: bool) -> SSL.Connection:
+    """A DTLS connection over memory BIOs, in the client (active) or server role."""
+    conn = SSL.Connection(certificate.context(), None)
+    if active:
+        conn.set_connect_state()
+    else:
+        conn.set_accept_state()
+    conn.set_ciphertext_mtu(DTLS_MTU)
+    return conn
+
+
+def drain(conn: SSL.Connection) -> list[bytes]:
+    """Everything OpenSSL wrote to the memory BIO, as datagrams of whole records."""
+    out = b""
+    while True:
+        try:
+            chunk = conn.bio_read(65536)
+        except SSL.WantReadError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return pack_datagrams(split_records(out)) if out else []
+
+
+def handshake_problem(conn: SSL.Connection, remote_fingerprint: str) -> str | None:
+    """Why a completed handshake cannot be used (fingerprint, SRTP profile), or None."""
+    cert = conn.get_peer_certificate(as_cryptography=True)
+    if cert is None:
+        return "the peer sent no certificate"
+    if certificate_fingerprint(cert) != remote_fingerprint.upper():
+        return "the peer's certificate does not match the signalled fingerprint"
+    profile = conn.get_selected_srtp_profile()
+    if profile != SRTP_PROFILE:
+        return f"no usable SRTP profile negotiated ({profile!r})"
+    return None
+
+
+def srtp_keys(conn: SSL.Connection, *, active: bool) -> SrtpKeys:
+    """This side's SRTP keys from the handshake (RFC 5764 §4.2: the exported material is
+    client key, server key, client salt, server salt)."""
+    k, s = SRTP_KEY_LEN, SRTP_SALT_LEN
+    m = conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
+    client, server = m[:k] + m[2 * k : 2 * k + s], m[k : 2 * k] + m[2 * k + s :]
+    return SrtpKeys(rx=server, tx=client) if active else SrtpKeys(rx=client, tx=server)
+
+
 class DtlsServer:
     """One endpoint's DTLS association; feed it datagrams, send what it returns."""
 
     def __init__(self, certificate: DtlsCertificate, remote_fingerprint: str) -> None:
-        self._conn = SSL.Connection(certificate.context(), None)
-        self._conn.set_accept_state()
-        self._conn.set_ciphertext_mtu(DTLS_MTU)
+        self._conn = new_connection(certificate, active=False)
         self._remote_fingerprint = remote_fingerprint.upper()
         self.state = DtlsState.NEW
         self.keys: SrtpKeys | None = None
         self.error: str | None = None
 
     def _drain(self) -> list[bytes]:
-        out = b""
-        while True:
-            try:
-                chunk = self._conn.bio_read(65536)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return pack_datagrams(split_records(out)) if out else []
+        return drain(self._conn)
 
     def _fail(self, reason: str) -> None:
         self.state = DtlsState.FAILED
@@ -191,26 +227,11 @@ class DtlsServer:
         return self._drain()
 
     def _on_handshake_done(self) -> None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None:
-            self._fail("client sent no certificate")
+        problem = handshake_problem(self._conn, self._remote_fingerprint)
+        if problem is not None:
+            self._fail(problem)
             return
-        if certificate_fingerprint(cert) != self._remote_fingerprint:
-            self._fail("client certificate does not match the SDP fingerprint")
-            return
-        profile = self._conn.get_selected_srtp_profile()
-        if profile != SRTP_PROFILE:
-            self._fail(f"no usable SRTP profile negotiated ({profile!r})")
-            return
-        # RFC 5764 §4.2: client key, server key, client salt, server salt.
-        material = self._conn.export_keying_material(
-            b"EXTRACTOR-dtls_srtp", 2 * (SRTP_KEY_LEN + SRTP_SALT_LEN)
-        )
-        k = SRTP_KEY_LEN
-        s = SRTP_SALT_LEN
-        client_key, server_key = material[:k], material[k : 2 * k]
-        client_salt, server_salt = material[2 * k : 2 * k + s], material[2 * k + s :]
-        self.keys = SrtpKeys(rx=client_key + client_salt, tx=server_key + server_salt)
+        self.keys = srtp_keys(self._conn, active=False)
         self.state = DtlsState.CONNECTED
 
     def timeout(self) -> float | None:

@@ -14,14 +14,11 @@ import logging
 from OpenSSL import SSL
 
 from tertulia.bridge.transport.dtls import (
-    DTLS_MTU,
-    SRTP_KEY_LEN,
-    SRTP_PROFILE,
-    SRTP_SALT_LEN,
     DtlsCertificate,
-    certificate_fingerprint,
-    pack_datagrams,
-    split_records,
+    drain,
+    handshake_problem,
+    new_connection,
+    srtp_keys,
 )
 from tertulia.bridge.transport.srtp import SrtpPair
 
@@ -33,28 +30,14 @@ class RelayDtls:
 
     def __init__(self, certificate: DtlsCertificate, remote_fingerprint: str,
                  active: bool) -> None:
-        self._conn = SSL.Connection(certificate.context(), None)
-        if active:
-            self._conn.set_connect_state()
-        else:
-            self._conn.set_accept_state()
-        self._conn.set_ciphertext_mtu(DTLS_MTU)
+        self._conn = new_connection(certificate, active=active)
         self.active = active
         self._remote = remote_fingerprint.upper()
         self.srtp: SrtpPair | None = None
         self.failed: str | None = None
 
     def _drain(self) -> list[bytes]:
-        out = b""
-        while True:
-            try:
-                chunk = self._conn.bio_read(65536)
-            except SSL.WantReadError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        return pack_datagrams(split_records(out)) if out else []
+        return drain(self._conn)
 
     def handshake(self) -> list[bytes]:
         """Advance the handshake (the active side's first call sends the ClientHello)."""
@@ -73,20 +56,15 @@ class RelayDtls:
         return out + self._drain()  # a close_notify when the peer's certificate was wrong
 
     def _finish(self) -> None:
-        cert = self._conn.get_peer_certificate(as_cryptography=True)
-        if cert is None or certificate_fingerprint(cert) != self._remote:
-            self.failed = "the peer's certificate does not match the signalled fingerprint"
-            with contextlib.suppress(SSL.Error):
-                self._conn.shutdown()  # close_notify: the other side stops using the keys
+        problem = handshake_problem(self._conn, self._remote)
+        if problem is not None:
+            self.failed = problem
+            if "certificate" in problem:
+                with contextlib.suppress(SSL.Error):
+                    self._conn.shutdown()  # close_notify: the other side stops using the keys
             return
-        if self._conn.get_selected_srtp_profile() != SRTP_PROFILE:
-            self.failed = "no SRTP profile negotiated"
-            return
-        # RFC 5764 §4.2: client key, server key, client salt, server salt.
-        k, s = SRTP_KEY_LEN, SRTP_SALT_LEN
-        m = self._conn.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (k + s))
-        client, server = m[:k] + m[2 * k : 2 * k + s], m[k : 2 * k] + m[2 * k + s :]
-        self.srtp = SrtpPair(server, client) if self.active else SrtpPair(client, server)
+        keys = srtp_keys(self._conn, active=self.active)
+        self.srtp = SrtpPair(keys.rx, keys.tx)
 
     def feed(self, datagram: bytes) -> tuple[list[bytes], list[bytes]]:
         """One DTLS datagram in: (datagrams to send, application messages received)."""
