@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # subscriber re-asks after KEYFRAME_RETRY in case the request or the keyframe was lost.
 KEYFRAME_MIN_INTERVAL = 0.3
 KEYFRAME_RETRY = 0.8
+# A slot waiting for a keyframe of its target layer keeps that target this long: changing it
+# on every estimate wobble could mean it never gets a keyframe of the layer it waits for.
+TARGET_HOLD = 2.0
 # RTCP SDES item type for CNAME (RFC 3550 §6.5.1).
 SDES_CNAME = 1
 
@@ -362,7 +365,10 @@ class Conference:
                     continue
                 target = self.choose_layer(receiver, media, sender.id)
                 if target is not None and target != stream.target:
+                    if stream.waiting_for_keyframe and now - stream.target_since < TARGET_HOLD:
+                        continue  # let the keyframe asked for arrive before changing again
                     stream.target = target
+                    stream.target_since = now
                     self.request_keyframe(sender, now, media.role, target)
 
     def _new_source(self, sender: Endpoint, media: SendingMedia, ssrc: int, now: float) -> None:

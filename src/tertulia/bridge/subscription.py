@@ -153,6 +153,7 @@ class SlotStream:
     # The sender SSRC this slot should show (a simulcast layer, or a new SSRC of the source):
     # forwarding moves to it on its next keyframe.
     target: int | None = None
+    target_since: float = -1e9  # when the target last changed (bridge clock)
     ext: ExtensionMap | None = None
     started: bool = False
     seq_offset: int = 0

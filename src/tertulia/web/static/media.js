@@ -181,9 +181,21 @@ export function activeLayers(encodings, trackHeight, maxHeight) {
 }
 
 export class MediaSession extends EventTarget {
-  /** Apply the bridge's `sender-constraints` to the camera's simulcast encodings. */
-  async applySenderConstraints(maxHeight) {
+  /**
+   * Apply the bridge's `sender-constraints` to the camera's simulcast encodings. Calls are
+   * queued and each applies the latest value: two overlapping setParameters calls race (the
+   * second one's transaction is stale and fails), which could leave every layer off.
+   */
+  applySenderConstraints(maxHeight) {
     this.maxHeightWanted = maxHeight;
+    this._layersApplied = (this._layersApplied || Promise.resolve())
+      .then(() => this._applyLayers())
+      .catch((err) => console.warn('tertulia: could not apply sender constraints', err));
+    return this._layersApplied;
+  }
+
+  async _applyLayers() {
+    const maxHeight = this.maxHeightWanted;
     const sender = this.videoTransceiver.sender;
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length < 2) return;
