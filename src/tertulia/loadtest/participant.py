@@ -35,6 +35,7 @@ from tertulia.bridge.transport.srtp import SrtpError, SrtpPair
 from tertulia.loadtest.accounting import PerSender, StreamStats
 from tertulia.loadtest.dtls import DtlsClient, DtlsError
 from tertulia.loadtest.media import LAYERS, MediaCache
+from tertulia.loadtest.peer import Datagrams
 from tertulia.loadtest.schedule import Planned, speaking
 from tertulia.loadtest.sdp import OfferParams, build_offer, parse_answer
 from tertulia.loadtest.sender import MediaSender, SentHistory, active_layers
@@ -69,29 +70,6 @@ class Context:
 
 class JoinFailed(Exception):
     pass
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: Participant, stun: asyncio.DatagramProtocol) -> None:
-        self.owner = owner
-        self.stun = stun
-
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        first = data[0] if data else 255
-        if first < 4:  # RFC 7983 §7: STUN
-            self.stun.datagram_received(data, addr)
-        elif 20 <= first < 64:
-            self.owner.on_dtls(data)
-        elif 128 <= first < 192:
-            self.owner.on_srtp(data)
-        else:
-            self.owner.dropped += 1
-
-    def error_received(self, exc: Exception) -> None:
-        self.owner.send_errors += 1
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.stun.connection_lost(exc)  # aioice waits for it when closing
 
 
 class Participant:
@@ -241,7 +219,7 @@ class Participant:
         self.transport = pair.protocol.transport
         self.remote = pair.remote_addr
         assert self.transport is not None
-        self.transport.set_protocol(_Datagrams(self, pair.protocol))
+        self.transport.set_protocol(Datagrams(self, pair.protocol))
         sock = self.transport.get_extra_info("socket")
         if sock is not None:  # room for bursts while this process is busy (capped by rmem_max)
             with contextlib.suppress(OSError):

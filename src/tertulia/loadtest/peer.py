@@ -22,6 +22,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aioice
 
@@ -68,8 +69,22 @@ class Window:
     latency_every: int = 4  # unprotect every Nth received RTP packet to read its stamp
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: MediaPeer, stun: asyncio.DatagramProtocol) -> None:
+class DatagramOwner(Protocol):
+    """What Datagrams needs from the peer that owns the socket."""
+
+    dropped: int
+    send_errors: int
+
+    def on_dtls(self, data: bytes) -> None: ...
+
+    def on_srtp(self, data: bytes) -> None: ...
+
+
+class Datagrams(asyncio.DatagramProtocol):
+    """The media socket of a synthetic peer: STUN to aioice, DTLS and SRTP to the owner
+    (RFC 7983 §7 demultiplexing)."""
+
+    def __init__(self, owner: DatagramOwner, stun: asyncio.DatagramProtocol) -> None:
         self.owner = owner
         self.stun = stun
 
@@ -84,8 +99,11 @@ class _Datagrams(asyncio.DatagramProtocol):
         else:
             self.owner.dropped += 1
 
+    def error_received(self, exc: Exception) -> None:
+        self.owner.send_errors += 1
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.stun.connection_lost(exc)
+        self.stun.connection_lost(exc)  # aioice waits for it when closing
 
 
 class MediaPeer:
@@ -100,7 +118,7 @@ class MediaPeer:
         self.remote: Address | None = None
         self._dtls_done: asyncio.Future[None] | None = None
         self.streams: dict[int, StreamStats] = {}
-        self.dropped = self.srtp_errors = self.rtcp_errors = 0
+        self.dropped = self.srtp_errors = self.rtcp_errors = self.send_errors = 0
         self.plis = self.nacks = self.sent_packets = 0
         self.srtp_error_kinds: collections.Counter[str] = collections.Counter()
         self._received = 0
@@ -131,7 +149,7 @@ class MediaPeer:
             raise PeerFailed("ICE connected but no nominated pair found (aioice changed?)")
         self.transport, self.remote = pair.protocol.transport, pair.remote_addr
         assert self.transport is not None
-        self.transport.set_protocol(_Datagrams(self, pair.protocol))
+        self.transport.set_protocol(Datagrams(self, pair.protocol))
         sock = self.transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
