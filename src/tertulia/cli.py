@@ -44,6 +44,10 @@ def _address_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument("--slots", type=int, help="receive slots per client (default 9)")
     serve.add_argument(
+        "--workers", help="bridge worker processes, each on its own UDP port from --media-port "
+        "(default 1: one process; 'auto': one per core)",
+    )
+    serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
     serve.add_argument("--domain", help="the name clients use (checked against the certificate)")
@@ -66,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return loadtest(args)
     from tertulia.cluster.flags import CLUSTER_SETTINGS
 
-    names = ("host", "port", "media_port", "public_ip", "slots", "log_level", *CLUSTER_SETTINGS)
+    names = ("host", "port", "media_port", "public_ip", "slots", "log_level", "workers",
+             *CLUSTER_SETTINGS)
     overrides = {name: getattr(args, name, None) for name in names}
     # TLS and address discovery flags (serve and doctor), named differently from the settings
     for flag, name in (("domain", "domain"), ("cert", "tls_cert"), ("key", "tls_key"),

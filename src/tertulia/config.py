@@ -20,6 +20,7 @@ from tertulia.signal.tokens import TokenSettings, TokenVerifier
 
 ENV_PREFIX = "TERTULIA_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_WORKERS = 256
 
 
 _LIMITS = Limits()
@@ -89,6 +90,10 @@ class Settings:
     drain_timeout: float = 3600.0  # SIGTERM on a bridge: exit when empty or after this
     region_header: str = "X-Proxy-Region"  # request header with the participant's region
     bridge_selection: str = "single"  # strategy of tertulia.focus.selection.BridgeSelector
+    relay_ip: str = ""  # where other bridges send relay traffic; default: the advertised address
+    # `tertulia serve --workers K` (docs/operations.md, "Bridge workers"): K bridge processes
+    workers: int = 1  # 1: everything in one process; "auto": one per core (os.cpu_count())
+    worker_conference_cap: int = 20  # participants of one conference per worker before spreading
 
     @property
     def advertised_ip(self) -> str:
@@ -135,6 +140,8 @@ def primary_address() -> str:
 
 def _coerce(name: str, value: Any) -> Any:
     kind = {f.name: f.type for f in fields(Settings)}[name]
+    if name == "workers" and isinstance(value, str) and value.strip().lower() == "auto":
+        return os.cpu_count() or 1
     try:
         if kind in ("int", int):
             return int(value)
@@ -294,6 +301,19 @@ def _validate_cluster(settings: Settings) -> None:
         raise ConfigError("public_url must start with http:// or https://")
     if not settings.region or not settings.region_header:
         raise ConfigError("region and region_header must not be empty")
+    if settings.relay_ip:
+        try:
+            ipaddress.ip_address(settings.relay_ip)
+        except ValueError as exc:
+            raise ConfigError(
+                f"relay_ip must be an IP address, got {settings.relay_ip!r}") from exc
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be between 1 and {MAX_WORKERS} (or auto)")
+    if settings.media_port + settings.workers - 1 > 65535:
+        raise ConfigError(f"workers use udp media_port..media_port+{settings.workers - 1}: "
+                          "past 65535")
+    if settings.worker_conference_cap < 0:
+        raise ConfigError("worker_conference_cap must be >= 0 (0 = no cap)")
 
 
 def load(

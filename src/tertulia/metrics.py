@@ -17,7 +17,7 @@ from tertulia.accept import Acceptor
 from tertulia.bridge.bridge import Bridge
 from tertulia.signal.session import Hub
 
-_BRIDGE_GAUGES = {
+BRIDGE_GAUGES = {
     "conferences": "Conferences on this bridge",
     "endpoints": "Endpoints on this bridge",
     "largest_conference": "Endpoints in the largest conference",
@@ -39,7 +39,7 @@ _BRIDGE_GAUGES = {
     "relay_bit_rate_in": "Bits per second received over relays",
     "relay_bit_rate_out": "Bits per second sent over relays",
 }
-_BRIDGE_COUNTERS = {
+BRIDGE_COUNTERS = {
     "packets_in": "Packets received",
     "packets_out": "Packets sent",
     "bytes_in": "Bytes received",
@@ -62,9 +62,9 @@ class BridgeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.bridge.stats()
-        for key, doc in _BRIDGE_GAUGES.items():
+        for key, doc in BRIDGE_GAUGES.items():
             yield GaugeMetricFamily(f"tertulia_bridge_{key}", doc, value=float(stats[key]))
-        for key, doc in _BRIDGE_COUNTERS.items():
+        for key, doc in BRIDGE_COUNTERS.items():
             name = key.removeprefix("total_")
             yield CounterMetricFamily(f"tertulia_bridge_{name}", doc, value=float(stats[key]))
         healthy = GaugeMetricFamily("tertulia_bridge_healthy", "1 when the media port is bound")

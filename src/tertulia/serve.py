@@ -1,4 +1,7 @@
-"""`tertulia serve`: web client, signal, focus, one bridge and in-memory registry in one process."""
+"""`tertulia serve`: web client, signal, focus, one bridge and in-memory registry in one process.
+
+With ``workers`` > 1 the bridges run as that many worker processes instead (tertulia/workers/).
+"""
 
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ def build(
             media_host=settings.media_bind,
             media_port=settings.media_port,
             public_ip=settings.advertised_ip,
+            relay_ip=settings.relay_ip,
             slots=settings.slots,
             consent_timeout=settings.consent_timeout,
         )
@@ -118,7 +122,14 @@ async def run(settings: Settings) -> None:
     raise_nofile_limit()
     settings = await advertise_discovered(settings)  # --stun-server without --public-ip
     server_tls = tls.prepare(settings)  # TlsError (a ValueError) says what is wrong
-    app, _bridge = build(settings, server_tls)
+    if settings.workers > 1:  # one bridge process per core (tertulia/workers/)
+        from tertulia.workers.app import build as build_workers
+
+        served = build_workers(settings, server_tls)
+        app = served.app
+        app[SIGNAL_METRICS_KEY] = served.signal_metrics
+    else:
+        app, _bridge = build(settings, server_tls)
     runner = make_runner(app, settings)
     await runner.setup()
     # Our own accept loop instead of web.TCPSite: it answers 503 when descriptors run out.
@@ -133,9 +144,11 @@ async def run(settings: Settings) -> None:
         print(self_signed_instructions(url, server_tls.info.fingerprint), flush=True)
         made = "new, " if server_tls.created else ""
         print(f"  certificate ({made}cached): {server_tls.cert_file}", flush=True)
+    ports = str(settings.media_port)
+    if settings.workers > 1:
+        ports += f"-{settings.media_port + settings.workers - 1} ({settings.workers} workers)"
     print(
-        f"  media: udp {settings.media_bind}:{settings.media_port}, "
-        f"advertised as {settings.advertised_ip}",
+        f"  media: udp {settings.media_bind}:{ports}, advertised as {settings.advertised_ip}",
         flush=True,
     )
     stop = asyncio.Event()

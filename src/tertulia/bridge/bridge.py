@@ -46,6 +46,7 @@ class BridgeSettings:
     media_host: str = "127.0.0.1"
     media_port: int = 10000
     public_ip: str = "127.0.0.1"
+    relay_ip: str = ""  # what other bridges send relay traffic to; "" = public_ip
     slots: int = 9
     region: str = "default"
     consent_timeout: float = 30.0  # RFC 7675 §5.1: consent expires after 30 s
@@ -226,7 +227,8 @@ class Bridge:
             self.counters["conferences-created"] += 1
         relay = self.relay_table.open(conference, peer_id, self.clock(),
                                       lambda ufrag: ufrag in self.by_ufrag)
-        return RelayPeer(self.settings.public_ip, self.settings.media_port,
+        return RelayPeer(self.settings.relay_ip or self.settings.public_ip,
+                         self.settings.media_port,
                          relay.creds.local_ufrag, relay.creds.local_pwd,
                          self.certificate.fingerprint)
 

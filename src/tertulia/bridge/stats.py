@@ -2,7 +2,8 @@
 
 Totals are plain counters kept on the hot path; rates are derived here, at most once per
 snapshot interval, from the difference between two samples. ``stress_level`` is the packet
-rate over the bridge's packet-rate threshold (Jitsi's default: 50,000 packets/s).
+rate (endpoints' and relays' together) over the bridge's packet-rate threshold (Jitsi's default:
+50,000 packets/s).
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ class StatsSampler:
         return self._rates
 
 
+def stress_level(rates: Rates, relay_in: float, relay_out: float) -> float:
+    """The busier direction's packet rate over the threshold. Relay traffic counts: a bridge
+    of a conference spread over bridges (or over the workers of one machine) unprotects and
+    protects every relayed packet like an endpoint's."""
+    busiest = max(rates.packet_rate_download + relay_in, rates.packet_rate_upload + relay_out)
+    return round(busiest / PACKET_RATE_THRESHOLD, 4)
+
+
 def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
     # relayed participants (another bridge's senders, seen here) are counted under relays
     endpoints = [e for c in bridge.conferences.values() for e in c.endpoints.values()
@@ -118,6 +127,7 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
     totals = bridge.closed_totals.add(live)
     rtts = [e.rtt.rtt for e in endpoints if e.rtt.rtt is not None]
     rates = bridge.sampler.rates(totals, now)
+    relays = relay_stats(bridge, now)
     counters = bridge.counters
     return {
         "conferences": len(bridge.conferences),
@@ -131,9 +141,8 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "packet_rate_upload": round(rates.packet_rate_upload, 1),
         "bit_rate_download": round(rates.bit_rate_download),
         "bit_rate_upload": round(rates.bit_rate_upload),
-        "stress_level": round(
-            max(rates.packet_rate_download, rates.packet_rate_upload) / PACKET_RATE_THRESHOLD, 4
-        ),
+        "stress_level": stress_level(rates, relays["relay_packet_rate_in"],
+                                     relays["relay_packet_rate_out"]),
         # mean of the endpoints' smoothed round-trip times (ms), as Jitsi's rtt_aggregate
         "rtt_aggregate": round(sum(rtts) / len(rtts) * 1000, 1) if rtts else 0.0,
         "region": bridge.settings.region,
@@ -151,7 +160,7 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "total_conferences_completed": counters["conferences-completed"],
         "total_dominant_speaker_changes": counters["dominant-speaker-changes"],
         "media_port": bridge.settings.media_port,
-        **relay_stats(bridge, now),
+        **relays,
         "counters": dict(counters),
     }
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 import signal
+import socket
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -67,7 +68,10 @@ def public_base(settings: Settings, port: int) -> str:
     return f"http://{settings.advertised_ip}:{port}"
 
 
-def build(settings: Settings, registry: Registry | None = None) -> BridgeProcess:
+def build(settings: Settings, registry: Registry | None = None,
+          channel_base: str | None = None) -> BridgeProcess:
+    """``channel_base``: what the bridge channel URLs it hands out start with (default: this
+    process's public URL); a worker of `tertulia serve` uses a path on serve's own port."""
     if not settings.control_secret:
         raise ConfigError("a bridge needs control_secret (the same on every shard and bridge)")
     bridge = Bridge(
@@ -75,13 +79,15 @@ def build(settings: Settings, registry: Registry | None = None) -> BridgeProcess
             media_host=settings.media_bind,
             media_port=settings.media_port,
             public_ip=settings.advertised_ip,
+            relay_ip=settings.relay_ip,
             slots=settings.slots,
             region=settings.region,
             consent_timeout=settings.consent_timeout,
         )
     )
     bridge_id = settings.bridge_id or "jvb-" + secrets.token_hex(4)
-    channel_base = public_base(settings, settings.control_port)
+    if channel_base is None:
+        channel_base = public_base(settings, settings.control_port)
     control = ControlServer(bridge, settings.control_secret, channel_base)
     app = web.Application()
     bridge_api.add_routes(app, bridge)
@@ -103,21 +109,27 @@ async def wait_drained(bridge: Bridge, timeout: float) -> bool:
     return not bridge.conferences
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, *, sock: socket.socket | None = None,
+              channel_base: str | None = None, register: bool = True) -> None:
+    """Run until SIGINT (stop) or SIGTERM (drain). A worker of `tertulia serve` passes the
+    listening ``sock`` it inherited and ``register=False``: its parent keeps the registry."""
     from tertulia.serve import make_runner
 
-    proc = build(settings)
+    proc = build(settings, channel_base=channel_base)
     bridge = proc.bridge
     await bridge.start()
     runner = make_runner(proc.app, settings)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.control_port)
+    site: web.BaseSite = (web.SockSite(runner, sock) if sock is not None
+                          else web.TCPSite(runner, settings.host, settings.control_port))
     await site.start()
     heartbeat = Heartbeat(proc.beat, name=f"bridge {proc.bridge_id}")
-    heartbeat.start()
+    if register:
+        heartbeat.start()
+    listening = site.name
     print(f"Tertulia bridge {proc.bridge_id} (region {settings.region}) is running", flush=True)
-    print(f"  control, channel, stats: {proc.channel_base} (listening on "
-          f"{settings.host}:{settings.control_port})", flush=True)
+    print(f"  control, channel, stats: {proc.channel_base} (listening on {listening})",
+          flush=True)
     print(f"  media: udp {settings.media_bind}:{settings.media_port}, advertised as "
           f"{settings.advertised_ip}", flush=True)
     stop = asyncio.Event()
@@ -135,7 +147,8 @@ async def run(settings: Settings) -> None:
                      "(at most %.0f s)", settings.drain_timeout)
             proc.control.drain()
             bridge.shutting_down = True
-            await heartbeat.once()  # tell the shards now, not at the next heartbeat
+            if register:
+                await heartbeat.once()  # tell the shards now, not at the next heartbeat
             waiter = asyncio.create_task(wait_drained(bridge, settings.drain_timeout))
             await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if waiter.done() and not waiter.result():
@@ -146,8 +159,9 @@ async def run(settings: Settings) -> None:
     finally:
         log.info("shutting down")
         await heartbeat.stop()
-        with contextlib.suppress(Exception):
-            await proc.registry.remove_bridge(proc.bridge_id)
+        if register:
+            with contextlib.suppress(Exception):
+                await proc.registry.remove_bridge(proc.bridge_id)
         await proc.control.close()
         await runner.cleanup()
         await bridge.stop()
