@@ -2,13 +2,21 @@
 
 Scenarios (each starts its own server per run, so runs do not share state):
 
-- ``forwarding``: one conference of S senders (default 2, 5, 10, 25); bridge CPU time per
-  forwarded packet (/proc/<pid>/stat user+system over the steady part of the run ÷ packets the
-  bridge sent), forwarded video streams, receive loss, and both processes' CPU.
+- ``forwarding``: one conference (``--rooms R``: R conferences) of S senders (default 2, 5, 10,
+  25); bridge CPU time per forwarded packet (/proc/<pid>/stat user+system over the steady part
+  of the run ÷ packets the bridge sent), forwarded video streams, receive loss, and both
+  processes' CPU.
 - ``join-storm``: N participants in rooms of 5 joining at once (``--ramp 0``); join → bridge
   channel open and join → first media, p50/p99.
 - ``memory``: E endpoints (default 100 and 500) in rooms of 10 without media (receive-only
   participants that finished ICE and DTLS); bridge RSS growth per endpoint.
+
+``--workers K`` starts `tertulia serve --workers K` instead of one process; CPU and RSS are then
+summed over serve and its K bridge workers (/proc), and a forwarding run of several rooms
+(``--rooms``) shows the scaling from 1 to K workers:
+
+    PYTHONPATH=src .venv/bin/python -m bench.bridge_load forwarding --sizes 10 --rooms 4 --workers 1
+    PYTHONPATH=src .venv/bin/python -m bench.bridge_load forwarding --sizes 10 --rooms 4 --workers 2
 
     PYTHONPATH=src .venv/bin/python -m bench.bridge_load forwarding --sizes 2 5 10 25
     PYTHONPATH=src .venv/bin/python -m bench.bridge_load join-storm --participants 40
@@ -33,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tertulia.loadtest.run import proc_cpu_rss
+from tertulia.loadtest.run import tree_cpu_rss
 from tests.server import free_port
 
 SERVER_ENV = {
@@ -47,18 +55,36 @@ SERVER_ENV = {
 }
 
 
+WORKERS = 1  # --workers: bridge worker processes of the server under test
+
+
+def free_media_ports(count: int) -> int:
+    """A UDP port with ``count`` free ports from it (bounded search)."""
+    for _ in range(50):
+        base = free_port(socket.SOCK_DGRAM)
+        try:
+            for port in range(base, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free UDP port range")
+
+
 @contextmanager
 def server() -> Iterator[tuple[str, int]]:
-    port, media = free_port(), free_port(socket.SOCK_DGRAM)
+    port, media = free_port(), free_media_ports(WORKERS)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tertulia", "serve", "--port", str(port), "--media-port",
-         str(media)], env={**os.environ, **SERVER_ENV}, stdout=subprocess.DEVNULL,
+         str(media), "--workers", str(WORKERS)], env={**os.environ, **SERVER_ENV},
+        stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):  # bounded: up to 10 s to come up
+        for _ in range(300):  # bounded: up to 30 s to come up (workers start in parallel)
             try:
-                with urllib.request.urlopen(url + "/about/health", timeout=1) as resp:
+                with urllib.request.urlopen(url + "/about/bridge/health", timeout=1) as resp:
                     if resp.status == 200:
                         break
             except OSError:
@@ -79,18 +105,22 @@ def loadtest(url: str, pid: int, *extra: str) -> dict[str, Any]:
         return report
 
 
-def forwarding(sizes: list[int], duration: float, processes: int) -> list[dict[str, Any]]:
+def forwarding(sizes: list[int], duration: float, processes: int, rooms: int = 1
+               ) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         with server() as (url, pid):
-            report = loadtest(url, pid, "-n", str(size), "-m", "1", "--duration",
-                              str(duration), "--ramp", "5", "--processes", str(processes))
+            report = loadtest(url, pid, "-n", str(size * rooms), "-m", str(rooms),
+                              "--duration", str(duration), "--ramp", "5",
+                              "--processes", str(processes))
         s = report["summary"]
         b = s["bridge"]
-        # each receiver gets the video of every other sender, up to its 9 slots
-        streams = size * min(size - 1, 9)
+        # each receiver gets the video of every other sender of its room, up to its 9 slots
+        streams = rooms * size * min(size - 1, 9)
         cpu = b["cpu_mean"] or 0.0
         rows.append({
+            "workers": WORKERS,
+            "rooms": rooms,
             "senders": size,
             "forwarded_video_streams": streams,
             "bridge_cpu": cpu,
@@ -122,7 +152,7 @@ def join_storm(participants: int, processes: int) -> dict[str, Any]:
 
 def memory(endpoints: int, processes: int) -> dict[str, Any]:
     with server() as (url, pid):
-        before = proc_cpu_rss(pid)
+        before = tree_cpu_rss(pid)
         report = loadtest(url, pid, "-n", str(endpoints), "-m", str(max(1, endpoints // 10)),
                           "--senders", "0", "--ramp", "50", "--duration", "8",
                           "--processes", str(processes))
@@ -143,9 +173,16 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--rooms", type=int, default=1,
+                        help="forwarding: this many rooms of each size at once")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="start the server with `serve --workers K` (CPU and RSS summed "
+                        "over serve and its workers)")
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     if args.scenario == "forwarding":
-        forwarding(args.sizes, args.duration, args.processes)
+        forwarding(args.sizes, args.duration, args.processes, args.rooms)
     elif args.scenario == "join-storm":
         print(json.dumps(join_storm(args.participants, args.processes)))
     else:

@@ -2,8 +2,8 @@
 
 The parent process plans who joins where and when, prepares the media cache once, starts
 ``--processes`` workers, polls the bridge's ``/about/bridge/stats`` (and, with ``--bridge-pid``,
-its CPU and memory from /proc) every second, shows progress, and at the end prints a table
-and writes the JSON report and the plot.
+the CPU and memory of that process and its children from /proc) every second, shows progress,
+and at the end prints a table and writes the JSON report and the plot.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--srtp-check", type=int, default=8, metavar="N",
                    help="authenticate every Nth received RTP packet (1: all; default 8)")
     p.add_argument("--bridge-pid", type=int,
-                   help="PID of the bridge process on this machine: also report its CPU/RSS")
+                   help="PID of the bridge process on this machine: also report its CPU/RSS "
+                   "(summed with its child processes: the workers of `serve --workers`)")
     p.add_argument("--room-prefix", default="load")
     p.add_argument("--cache-dir", help="media cache (default ~/.cache/tertulia/loadtest)")
     p.add_argument("--json", type=Path, help="write the JSON report here")
@@ -71,6 +72,41 @@ def proc_cpu_rss(pid: int) -> tuple[float, float] | None:
     except OSError:
         return None
     return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[21]) * PAGE / 2**20
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children...), from each /proc/<n>/stat's
+    parent field (proc(5)); bounded by the processes listed once."""
+    parents: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found: list[int] = []
+    frontier = [pid]
+    while frontier and len(found) < len(parents):
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(frontier)
+    return found
+
+
+def tree_cpu_rss(pid: int) -> tuple[float, float] | None:
+    """CPU seconds and RSS in MiB of ``pid`` and all its descendants together: serve and its
+    bridge workers (`tertulia serve --workers K`). A worker that died takes its CPU time with
+    it, so a restart during a run shows as a dip."""
+    own = proc_cpu_rss(pid)
+    if own is None:
+        return None
+    cpu, rss = own
+    for child in descendants(pid):
+        if (usage := proc_cpu_rss(child)) is not None:
+            cpu, rss = cpu + usage[0], rss + usage[1]
+    return cpu, rss
 
 
 def udp_receive_buffer_errors() -> int | None:
@@ -100,7 +136,7 @@ async def _poll_bridge(http: aiohttp.ClientSession, base: str, pid: int | None,
         row["stats_error"] = True
     row["udp_rcvbuf_errors"] = udp_receive_buffer_errors()
     now = time.monotonic()
-    if pid is not None and (usage := proc_cpu_rss(pid)) is not None:
+    if pid is not None and (usage := tree_cpu_rss(pid)) is not None:
         row["cpu_seconds"], row["rss_mib"] = usage
         if "bridge" in last:
             row["cpu"] = (usage[0] - last["bridge"]) / (now - last["at"])
