@@ -139,7 +139,7 @@ def test_sysctl_meets_the_doctor_threshold() -> None:
 
 def test_nginx_upgrades_both_websockets() -> None:
     text = (DEPLOY / "nginx" / "tertulia.conf").read_text()
-    for location in ("location = /ws {", "location /bridge/ws/ {"):
+    for location in ("location = /ws {", "location /bridge/ws/ {", "location /worker/ {"):
         block = text.split(location, 1)[1].split("}", 1)[0]
         assert "proxy_set_header Upgrade $http_upgrade;" in block
         assert "proxy_set_header Connection $connection_upgrade;" in block
