@@ -294,3 +294,23 @@ async def test_a_relay_is_offered_on_the_relay_address_not_the_advertised_one() 
     finally:
         for bridge in bridges:
             await bridge.stop()
+
+
+def test_a_worker_that_cannot_start_stops_serve_with_the_reason() -> None:
+    """Worker 1's media port is taken: serve exits 1 naming the worker and its port, and
+    leaves no worker behind."""
+    import subprocess
+    import sys
+
+    from tests.cluster_procs import SRC
+
+    base = _media_ports(2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", base + 1))
+        done = subprocess.run(
+            [sys.executable, "-m", "tertulia", "serve", "--workers", "2", "--port",
+             str(free_port()), "--media-port", str(base)],
+            env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"bridge worker 1 (udp port {base + 1}) exited" in done.stderr
+    assert "Address already in use" in done.stderr
