@@ -263,6 +263,12 @@ async def test_the_channel_proxy_keeps_the_token_and_the_size_limit() -> None:
                 # the proxy closed its side to the worker too
                 assert await server.metrics_show("tertulia_worker_channels_proxied 1.0")
             assert not peer.channel.closed  # the peer's own channel is untouched
+            # SIGTERM on serve closes the proxied channel ("going away") and serve exits
+            server.proc.kill(signal.SIGTERM)
+            channel = peer.channel
+            assert await wait_until(lambda: channel.closed, timeout=10)
+            assert channel.close_code == 1001
+            assert await asyncio.to_thread(server.proc.proc.wait, 15) == 0
         finally:
             await peer.close()
 

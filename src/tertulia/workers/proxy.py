@@ -34,8 +34,18 @@ UPSTREAM_MAX_MESSAGE = 256 * 1024  # what a worker sends (slot maps); the worker
 class ChannelProxy:
     def __init__(self, supervisor: WorkerSupervisor) -> None:
         self.supervisor = supervisor
-        self.open = 0  # proxied channels now
+        self.sockets: set[web.WebSocketResponse] = set()  # proxied channels, client side
         self.refused = 0  # bad token, unknown endpoint, or no such worker
+
+    @property
+    def open(self) -> int:
+        return len(self.sockets)
+
+    async def close_all(self, _: web.Application) -> None:
+        """serve is stopping: "going away" (RFC 6455 §7.4.1) to every proxied channel, so the
+        HTTP server does not wait for them."""
+        for ws in list(self.sockets):
+            await ws.close(code=1001)
 
     async def handler(self, request: web.Request) -> web.StreamResponse:
         port = None
@@ -61,12 +71,12 @@ class ChannelProxy:
         except (aiohttp.ClientError, OSError, TimeoutError):
             return web.json_response({"error": "bridge worker unreachable"}, status=502)
         ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=MAX_MESSAGE)
-        self.open += 1
+        self.sockets.add(ws)
         try:
             await ws.prepare(request)
             await _splice(ws, upstream)
         finally:
-            self.open -= 1
+            self.sockets.discard(ws)
             await upstream.close()
             await ws.close()
         return ws
@@ -104,4 +114,5 @@ async def _splice(client: web.WebSocketResponse,
 def add_routes(app: web.Application, supervisor: WorkerSupervisor) -> ChannelProxy:
     proxy = ChannelProxy(supervisor)
     app.router.add_get("/worker/{worker}/bridge/ws/{conference}/{endpoint}", proxy.handler)
+    app.on_shutdown.append(proxy.close_all)
     return proxy
