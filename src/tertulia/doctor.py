@@ -262,6 +262,8 @@ def run_checks(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         check_nofile(soft, hard),
         check_port(socket.SOCK_STREAM, settings.host, settings.port, "HTTP port"),
         check_port(socket.SOCK_DGRAM, settings.media_bind, settings.media_port, "media UDP port"),
+        *(check_port(socket.SOCK_DGRAM, settings.media_bind, settings.media_port + i,
+                     f"media UDP port of worker {i}") for i in range(1, settings.workers)),
         *stun,
         check_advertised(settings.host, advertised, explicit, local_addresses()),
         check_udp_buffers(),

@@ -118,3 +118,23 @@ def test_relay_traffic_counts_in_stress() -> None:
     rates = Rates(packet_rate_download=10_000.0, packet_rate_upload=5_000.0)
     assert stress_level(rates, 0.0, 0.0) == 0.2
     assert stress_level(rates, 0.0, 20_000.0) == 0.5  # relay out makes upload the busier
+
+
+def test_doctor_checks_every_worker_media_port() -> None:
+    import socket
+
+    from tertulia.doctor import run_checks
+    from tests.server import free_port
+
+    base = free_port(socket.SOCK_DGRAM)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        try:
+            taken.bind(("127.0.0.1", base + 1))
+        except OSError:
+            pytest.skip("the port above a free one is taken")
+        checks = run_checks(Settings(media_port=base, workers=2, port=free_port()))
+    ports = [c for c in checks if "media UDP port" in c.line()]
+    assert [c.status for c in ports] == ["pass", "fail"]
+    assert "worker 1" in ports[1].line()
+    assert len([c for c in run_checks(Settings(media_port=base, port=free_port()))
+                if "media UDP port" in c.line()]) == 1  # one process: one port, as before
