@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-CONTEXT_FIELDS = ("room", "participant", "conference", "endpoint", "reason", "code")
+CONTEXT_FIELDS = ("room", "participant", "conference", "endpoint", "reason", "code", "worker")
 
 
 class JsonFormatter(logging.Formatter):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -48,9 +49,21 @@ async def _watch_parent(parent: int) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+class _WorkerTag(logging.Filter):
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.index
+        return True
+
+
 async def _run(fd: int, parent: int, index: int) -> None:
     settings = load(None)
     setup(settings.log_level)
+    for handler in logging.getLogger().handlers:  # every line says which worker wrote it
+        handler.addFilter(_WorkerTag(index))
     watcher = asyncio.create_task(_watch_parent(parent))
     sock = socket.socket(fileno=fd)
     try:
