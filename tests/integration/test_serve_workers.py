@@ -320,3 +320,41 @@ def test_a_worker_that_cannot_start_stops_serve_with_the_reason() -> None:
     assert done.returncode == 1, done.stderr[-2000:]
     assert f"bridge worker 1 (udp port {base + 1}) exited" in done.stderr
     assert "Address already in use" in done.stderr
+
+
+async def test_workers_behind_self_signed_https(tmp_path: Any, monkeypatch: Any) -> None:
+    """--self-signed: signalling and the proxied bridge channels are wss on serve's one port."""
+    import ssl
+
+    from tertulia.tls import CERT_NAME
+
+    allow_loopback_candidates()
+    port = free_port()
+    with processes() as (_, procs):
+        procs.append(Proc(["serve", "--workers", "2", "--self-signed", "--port", str(port),
+                           "--media-port", str(_media_ports(2))],
+                          env={"TERTULIA_SELF_SIGNED_DIR": str(tmp_path)}))
+        cert = tmp_path / CERT_NAME
+        assert await wait_until(cert.exists, timeout=15), procs[-1].output()
+        trust = ssl.create_default_context(cafile=str(cert))
+        plain_session = aiohttp.ClientSession
+
+        def trusting_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+            return plain_session(*args, connector=aiohttp.TCPConnector(ssl=trust), **kwargs)
+
+        monkeypatch.setattr(aiohttp, "ClientSession", trusting_session)  # peers trust it
+        await wait_http(f"https://127.0.0.1:{port}/about/bridge/health")
+        ws = f"wss://127.0.0.1:{port}/ws?room=secure"
+        peers = [Peer(f"p{i}", ws, "secure", slots=2, shade=40 + 80 * i,
+                      frequency=300.0 + 150 * i) for i in range(2)]
+        try:
+            for peer in peers:
+                await peer.join()
+            assert await wait_until(lambda: decodes(peers, 10), timeout=40), dump(peers)
+            for peer in peers:
+                assert peer.channel is not None
+                url = peer.channel._response.url
+                assert (url.scheme, url.port) == ("wss", port)
+                assert url.path.startswith("/worker/")
+        finally:
+            await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
