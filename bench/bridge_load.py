@@ -41,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tertulia.loadtest.run import tree_cpu_rss
+from tertulia.loadtest.run import descendants, proc_cpu_rss, tree_cpu_rss
 from tests.server import free_port
 
 SERVER_ENV = {
@@ -70,6 +70,15 @@ def free_media_ports(count: int) -> int:
             continue
         return base
     raise RuntimeError("no free UDP port range")
+
+
+def process_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds so far of serve ("serve") and each of its descendants ("pid N")."""
+    out: dict[str, float] = {}
+    for name, each in [("serve", pid), *((f"pid {c}", c) for c in descendants(pid))]:
+        if (usage := proc_cpu_rss(each)) is not None:
+            out[name] = usage[0]
+    return out
 
 
 @contextmanager
@@ -110,9 +119,11 @@ def forwarding(sizes: list[int], duration: float, processes: int, rooms: int = 1
     rows = []
     for size in sizes:
         with server() as (url, pid):
+            before = process_cpu(pid)
             report = loadtest(url, pid, "-n", str(size * rooms), "-m", str(rooms),
                               "--duration", str(duration), "--ramp", "5",
                               "--processes", str(processes))
+            after = process_cpu(pid)
         s = report["summary"]
         b = s["bridge"]
         # each receiver gets the video of every other sender of its room, up to its 9 slots
@@ -134,6 +145,10 @@ def forwarding(sizes: list[int], duration: float, processes: int, rooms: int = 1
             "udp_rcvbuf_drops": s["udp_rcvbuf_drops"],
             "loss_to_bridge": s["loss_to_bridge"],
             "joins_ok": s["joins_ok"],
+            # CPU seconds of each server process over the whole run (ramp included): with
+            # workers, how evenly the conferences spread
+            "cpu_seconds_by_process": {k: round(after[k] - before.get(k, 0.0), 2)
+                                       for k in after},
         })
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -120,7 +122,30 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per server and size, alternating which goes first")
     parser.add_argument("--janus-first", action="store_true", help="run Janus before us")
+    parser.add_argument("--hogs", type=int, default=0,
+                        help="CPU-bound processes running through the whole session "
+                        "(contention from other jobs on the machine)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="scheduling niceness of our server process (e.g. -10; Janus "
+                        "keeps 0)")
     args = parser.parse_args()
+    with cpu_hogs(args.hogs):
+        session(args)
+
+
+@contextmanager
+def cpu_hogs(count: int) -> Iterator[None]:
+    """``count`` busy processes for the duration of the block (always stopped after)."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=10)
+
+
+def session(args: argparse.Namespace) -> None:
     common = {"duration": args.duration, "processes": args.processes,
               "latency_every": args.latency_every}
     with janus_interface() as interface:
@@ -133,11 +158,15 @@ def main() -> None:
                 for kind in order:
                     if kind == "tertulia":
                         with tertulia_server() as (url, pid):
+                            if args.nice:
+                                os.setpriority(os.PRIO_PROCESS, pid, args.nice)
                             row = measure(kind, url, pid, size, **common)
                     else:
                         with janus_server(interface) as (url, pid):
                             row = measure(kind, url, pid, size, local_address=JANUS_ADDRESS,
                                           **common)
+                    row["hogs"] = args.hogs
+                    row["nice"] = args.nice if kind == "tertulia" else 0
                     rows[kind].append(row)
                     print(json.dumps(row), flush=True)
             print(json.dumps(compare(rows["tertulia"], rows["janus"])), flush=True)
