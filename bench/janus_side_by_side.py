@@ -72,7 +72,8 @@ def janus_server(interface: str) -> Iterator[tuple[str, int]]:
         log = Path(tmp) / "janus.log"
         proc = subprocess.Popen([binary, "-F", tmp, "-C", str(config), "-i", JANUS_ADDRESS,
                                  "-E", interface, "-N", "-L", str(log)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                cwd=tmp)  # a core dump, if it crashes on stop, goes there
         try:
             for _ in range(100):  # bounded: up to 10 s to come up
                 try:
