@@ -51,6 +51,7 @@ PROBE_FEEDBACK_TIMEOUT = 2.0  # give up on a cluster's feedback after this long
 # would take, at most every 4 s; after one that reached 90% of its target the next follows
 # 0.5 s later, so the estimate doubles its way up instead of waiting.
 PROBE_GAIN, PROBE_DURATION, PROBE_EVERY, PROBE_AGAIN = 2.0, 0.5, 4.0, 0.5
+PROBE_INITIAL_GAIN = 3.0  # the first probe (libwebrtc starts with 3x the start rate)
 
 
 @dataclass(slots=True)
@@ -301,7 +302,8 @@ class SendSideEstimate:
             self.end_probe(now)
         elif (cluster is None and wanted is not None and wanted > self.value()
               and now >= self.next_probe):
-            self.start_probe(min(PROBE_GAIN * self.value(), wanted), now)
+            gain = PROBE_INITIAL_GAIN if self.next_cluster_id == 1 else PROBE_GAIN
+            self.start_probe(min(gain * self.value(), wanted), now)
             self.next_probe = now + PROBE_EVERY
         return self.probe_owed(now)
 
