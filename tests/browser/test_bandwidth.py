@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tertulia.bridge.bandwidth import estimate_of
 from tests.browser.conftest import CHROMIUM, FLAGS
 from tests.browser.test_meeting import room_url
 from tests.server import running_server
@@ -183,8 +184,9 @@ class Timeline:
                 pid = await page.evaluate("() => window.tertulia.me")
                 endpoint = conference.endpoints.get(pid)
                 if endpoint is not None and row[name] is not None:
-                    estimate = endpoint.estimate.value(time.monotonic())
+                    estimate, source = estimate_of(endpoint, time.monotonic())
                     row[name]["estimate"] = round(estimate) if estimate else None
+                    row[name]["estimate_source"] = source
                     row[name]["padding"] = round(endpoint.padding_bps)
                     row[name]["rtp_out"] = endpoint.stats.rtp_out
                     row[name]["forwarding"] = self.sender in endpoint.videos
