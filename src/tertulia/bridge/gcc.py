@@ -276,6 +276,13 @@ class AimdRateControl:
         if acked is None:
             return  # nothing acknowledged yet: no basis to grow
         limit = 1.5 * acked + 10_000  # never far above what actually got through
+        if cap.estimate is not None:
+            # Departure from libwebrtc: near a known capacity the additive increase stops at
+            # its upper bound. The bridge sends less than the estimate most of the time (it
+            # forwards what senders send), so creeping past the capacity would only show up
+            # as a layer upgrade that congests the link; probe clusters (set_estimate) and an
+            # acknowledged rate above the bound (which forgets the capacity) still lift it.
+            limit = min(limit, cap.upper())
         if self.bitrate >= limit:
             return
         if cap.estimate is not None:
