@@ -251,7 +251,10 @@ class AimdRateControl:
     rtt: float = DEFAULT_RTT
     decreases: int = 0
 
-    def update(self, usage: Usage, acked: float | None, now: float) -> float:
+    def update(self, usage: Usage, acked: float | None, now: float, probing: bool = False
+               ) -> float:
+        """``probing``: the acknowledged rate includes a probe cluster's padding, so it says
+        nothing about the capacity having changed."""
         if usage is Usage.OVERUSING:
             self.state = RateState.DECREASE
         elif usage is Usage.UNDERUSING:
@@ -261,28 +264,29 @@ class AimdRateControl:
         if self.last_change is None:
             self.last_change = now
         if self.state is RateState.INCREASE:
-            self._increase(acked, now)
+            self._increase(acked, now, probing)
         elif self.state is RateState.DECREASE:
             self._decrease(acked, now)
         return self.bitrate
 
-    def _increase(self, acked: float | None, now: float) -> None:
+    def _increase(self, acked: float | None, now: float, probing: bool) -> None:
         assert self.last_change is not None
         elapsed = min(max(now - self.last_change, 0.0), 1.0)
         self.last_change = now
         cap = self.capacity
-        if acked is not None and cap.estimate is not None and acked > cap.upper():
+        if (acked is not None and cap.estimate is not None and acked > cap.upper()
+                and not probing):
             cap.estimate = None  # the link changed: far from convergence again
         if acked is None:
             return  # nothing acknowledged yet: no basis to grow
         limit = 1.5 * acked + 10_000  # never far above what actually got through
         if cap.estimate is not None:
-            # Departure from libwebrtc: near a known capacity the additive increase stops at
-            # its upper bound. The bridge sends less than the estimate most of the time (it
-            # forwards what senders send), so creeping past the capacity would only show up
-            # as a layer upgrade that congests the link; probe clusters (set_estimate) and an
-            # acknowledged rate above the bound (which forgets the capacity) still lift it.
-            limit = min(limit, cap.upper())
+            # Departure from libwebrtc: near a known capacity the increase stops at it. The
+            # bridge sends less than the estimate most of the time (it forwards what senders
+            # send), so creeping past the capacity would only show up as a layer upgrade
+            # that congests the link; probe clusters (set_estimate) and an acknowledged rate
+            # above the capacity's upper bound (which forgets it) still lift the estimate.
+            limit = min(limit, cap.estimate * 1000)
         if self.bitrate >= limit:
             return
         if cap.estimate is not None:
@@ -314,6 +318,8 @@ class AimdRateControl:
         self.last_change = now
 
     def set_estimate(self, bps: float, now: float) -> None:
-        """A measured rate (a probe's result) replaces the estimate at once."""
+        """A measured rate (a probe's result) replaces the estimate at once, and is taken as
+        the link's capacity (what a probe measures is what the link carried)."""
         self.bitrate = min(max(bps, MIN_BITRATE), MAX_BITRATE)
+        self.capacity.estimate = self.bitrate / 1000
         self.last_change = now

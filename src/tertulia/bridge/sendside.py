@@ -281,7 +281,8 @@ class SendSideEstimate:
         deltas = self.inter_arrival.add(send, arrival, size)
         if deltas is not None:
             usage = self.trendline.update(deltas[0], deltas[1], arrival)
-            self.rate.update(usage, self.acked(), now)
+            probing = self.probe is not None or any(c.end is not None for c in self.clusters)
+            self.rate.update(usage, self.acked(), now, probing)
 
     def acked(self) -> float | None:
         """What got through over the last 500 ms of arrivals (bit/s), once that long."""
