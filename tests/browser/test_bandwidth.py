@@ -247,6 +247,12 @@ async def test_throttled_receiver_gets_the_low_layer_and_recovers(browser: Brows
                 steady = await join(browser, local, "Bo")
                 slow = await join(far_browser, remote, "Cy")
                 ana = await sender.evaluate("() => window.tertulia.me")
+                # Both receivers pin Ana: 300 kbit/s carries one camera's low layer beside two
+                # participants' audio, not Bo's as well, and without a pin which camera keeps
+                # its place would depend on who spoke last (allocation.py priority order).
+                for page in (steady, slow):
+                    await page.get_by_role("button", name="Pin Ana to the stage").click(
+                        timeout=30_000)
                 timeline = Timeline({"steady": steady, "slow": slow}, ana, server.bridge, sender)
                 try:
                     await scenario(timeline, dev)

@@ -83,7 +83,9 @@ def test_feedback_drives_the_allocation_estimate_instead_of_remb() -> None:
     assert bob.endpoint.stats.twcc_received == 1
     sendside = bob.endpoint.sendside
     assert sendside is not None and sendside.feedbacks == 1
-    value, source = bandwidth.estimate_of(bob.endpoint, now)
+    # the start rate alone does not hold layers back before a probe or a few seconds
+    assert bandwidth.estimate_of(bob.endpoint, now) == (None, "none")
+    value, source = bandwidth.estimate_of(bob.endpoint, now + 3.1)
     assert source == "twcc" and value == sendside.value()
     # a receiver that did not negotiate it: its feedback is dropped and counted
     conference.on_rtcp(alice.endpoint, [feedback], now)

@@ -47,10 +47,11 @@ PROBE_MARGIN = 1.1
 
 def estimate_of(receiver: Endpoint, now: float) -> tuple[float | None, str]:
     """The receiver's downlink estimate (bit/s) and its source: "twcc" once its transport-
-    wide feedback arrives, else "remb" (None, "none" when there is no estimate at all)."""
+    wide feedback arrives and the estimate has found its level (SendSideEstimate.ready; until
+    then none), else "remb" (None, "none" when there is no estimate at all)."""
     sendside = receiver.sendside
     if sendside is not None and sendside.feedbacks:
-        return sendside.value(), "twcc"
+        return (sendside.value(), "twcc") if sendside.ready(now) else (None, "none")
     value = receiver.estimate.value(now)
     return value, "remb" if value is not None else "none"
 
@@ -114,18 +115,21 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
     ideal_video = total_rate(sources, allocate(sources, None)) * VIDEO_OVERHEAD
     ideal = ideal_video + audio
     sending = total_rate(sources, choice) * VIDEO_OVERHEAD + audio
-    if source == "twcc":
+    sendside = receiver.sendside
+    if sendside is not None and sendside.feedbacks:  # probing (pad()): send-side only
+        starting = not sendside.ready(now)  # the first probes find the level
         receiver.probe_wanted = (
-            (ideal_video * UPGRADE_HEADROOM + audio) * PROBE_MARGIN if ideal > sending else None
+            (ideal_video * UPGRADE_HEADROOM + audio) * PROBE_MARGIN
+            if ideal > sending or starting else None
         )
     else:
         receiver.probe_wanted = None
-    if source == "twcc":
+    if sendside is not None and sendside.feedbacks:
         pass  # probe clusters, from pad()
     elif PROBE_ABOVE_ESTIMATE and ideal > sending and now >= receiver.next_probe:
         receiver.probe_until = now + PROBE_SECONDS
         receiver.next_probe = now + PROBE_EVERY
-    if source != "twcc":
+    if sendside is None or not sendside.feedbacks:
         receiver.padding_bps = (
             probe_rate(estimate, sending, ideal, now < receiver.probe_until) if PADDING else 0.0
         )

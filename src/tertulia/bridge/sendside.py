@@ -29,6 +29,7 @@ from tertulia.bridge.rtp.rtcp import TransportCC
 
 RING = 1 << 13  # send records kept: ~8 s at 1000 packets/s, far more than feedback lags
 START_BITRATE = 300_000.0  # libwebrtc's default start rate
+START_PERIOD = 3.0  # s of feedback before the start rate counts without a probe result
 ACKED_WINDOW = 0.5  # seconds of arrivals in the acknowledged rate
 # gcc-02 §6 loss thresholds; loss is judged over at least this many reported packets, and a
 # decrease waits this long (plus the RTT) after the previous one (libwebrtc's
@@ -210,6 +211,7 @@ class SendSideEstimate:
     next_probe: float = 0.0
     rtt: float = 0.2
     feedbacks: int = 0
+    first_feedback: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
 
     def _count(self, what: str, n: int = 1) -> None:
@@ -220,6 +222,8 @@ class SendSideEstimate:
     def on_feedback(self, feedback: TransportCC, now: float) -> None:
         """One TransportCC packet from the receiver (draft-holmer-01 §3.1)."""
         self.feedbacks += 1
+        if self.first_feedback is None:
+            self.first_feedback = now
         history = self.history
         mask = RING - 1
         at = feedback.reference_time * 0.064  # receiver clock, seconds (§3.1: 64 ms units)
@@ -357,6 +361,14 @@ class SendSideEstimate:
                 self.loss.cap = None if self.loss.last_fraction < LOSS_HIGH else bps
 
     # -- result ---------------------------------------------------------------------------
+
+    def ready(self, now: float) -> bool:
+        """Whether the estimate has found its level: a probe has been measured, an over-use
+        seen, or feedback has come in for a while. Before that it is only the start rate,
+        which would hold back layers that the first probes are about to allow."""
+        return (self.first_feedback is not None and (
+            bool(self.probe_results) or self.rate.decreases > 0
+            or now - self.first_feedback > START_PERIOD))
 
     def value(self) -> float:
         bitrate = self.rate.bitrate
