@@ -30,12 +30,6 @@ from tests.server import running_server
 pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not os.environ.get("TERTULIA_BANDWIDTH_TEST"),
-        reason="opt-in (TERTULIA_BANDWIDTH_TEST=1) until it passes reliably: the limited phase "
-        "holds, but the return to the high layer within 15 s depends on the receiver's REMB "
-        "ramp (bench/bandwidth.md)",
-    ),
 ]
 
 # RFC 5737 documentation range: us, the router's two sides, the throttled receiver
