@@ -275,6 +275,8 @@ async def scenario(timeline: Timeline, dev: str) -> None:
     await timeline.watch(3)  # the switch settles
     limited = await timeline.watch(15)
     assert all(width("slow", r) == 160 for r in limited), "left the low layer"
+    # Chromium negotiates transport-cc: the bridge's own send-side estimate drives it
+    assert all(r["slow"].get("estimate_source") == "twcc" for r in limited)
     assert loss(limited, "slow") < 0.02, f"loss {loss(limited, 'slow'):.3f}"
     assert longest_stall(limited, "slow") < 1.0
     # The receiver on a good link kept its layer the whole time.

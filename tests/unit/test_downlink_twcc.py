@@ -5,11 +5,14 @@ transport-cc, the send records, the receiver's feedback feeding the estimate, an
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
+from typing import Any, cast
 
 from tertulia.bridge import bandwidth
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.rtp.rtcp import GenericNack, Remb, TransportCC
 from tertulia.bridge.sendside import RING
+from tertulia.bridge.stats import endpoint_bandwidth
 from tertulia.protocol.sdp import EXT_TWCC, parse_offer
 from tests.unit.test_conference import Client, as_sender_pt, video_packets
 from tests.unit.test_sdp import chrome_offer_with_slots
@@ -87,6 +90,16 @@ def test_feedback_drives_the_allocation_estimate_instead_of_remb() -> None:
     assert bandwidth.estimate_of(bob.endpoint, now) == (None, "none")
     value, source = bandwidth.estimate_of(bob.endpoint, now + 3.1)
     assert source == "twcc" and value == sendside.value()
+    # what /about/bridge/endpoints says about each
+    conference.on_rtcp(alice.endpoint, [Remb(99, 123_000, [])], now)
+    listed = endpoint_bandwidth(cast(Any, SimpleNamespace(conferences={"c1": conference})),
+                                now + 3.1)
+    by_source = {e["estimate_source"]: e for e in listed}
+    assert set(by_source) == {"twcc", "remb"}
+    assert by_source["twcc"]["estimate_bps"] == round(sendside.value())
+    assert by_source["twcc"]["transport_feedback_received"] == 1
+    assert by_source["twcc"]["probes"] == {"valid": 0, "invalid": 0, "last_bps": None}
+    assert by_source["remb"]["estimate_bps"] == 123_000 and by_source["remb"]["probes"] is None
     # a receiver that did not negotiate it: its feedback is dropped and counted
     conference.on_rtcp(alice.endpoint, [feedback], now)
     assert alice.endpoint.stats.dropped["twcc-feedback-not-negotiated"] == 1
