@@ -1,6 +1,6 @@
 """Table and plot of a throttled-link run (tests/browser/test_bandwidth.py).
 
-    TERTULIA_BANDWIDTH_TEST=1 TERTULIA_BANDWIDTH_TIMELINE=/tmp/bw.json \\
+    TERTULIA_BANDWIDTH_TIMELINE=/tmp/bw.json \\
       unshare -n sh -c 'ip link set lo up && exec .venv/bin/python -m pytest -q -s \\
       tests/browser/test_bandwidth.py'
     .venv/bin/python -m bench.bandwidth_report /tmp/bw.json --out bench/bandwidth

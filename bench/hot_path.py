@@ -14,6 +14,8 @@ after the other. Run from the repository root:
 
 ``--switched`` starts every video slot as if it had shown another source before, so VP8
 picture IDs are rewritten in every packet, as in a meeting where speakers and layers changed.
+``--twcc`` makes the receivers offer transport-cc on their slots (as Chrome does): the bridge
+then numbers and records every packet it sends them (send-side estimation, sendside.py).
 ``--profile FILE`` writes a cProfile dump of the timed part (``python -m pstats FILE``);
 py-spy can attach to the process too (``--repeat`` makes it run longer).
 """
@@ -104,7 +106,25 @@ def stream_of(capture: list[Captured], count: int) -> list[tuple[float, bytes]]:
     return out
 
 
-def build(receivers: int) -> tuple[Conference, Endpoint, Session, list[Endpoint]]:
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+
+def with_twcc(sdp: str) -> str:
+    """The aiortc receiver offer with transport-cc on every m-line, as Chrome offers it."""
+    out = []
+    for line in sdp.splitlines():
+        out.append(line)
+        if line == "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid":
+            out.append(f"a=extmap:5 {TWCC_URI}")
+        elif line.startswith("a=rtcp-fb:") and line.endswith(" goog-remb"):
+            out.append(line.replace("goog-remb", "transport-cc"))
+        elif line == "a=rtpmap:96 opus/48000/2":
+            out.append("a=rtcp-fb:96 transport-cc")
+    return "\r\n".join(out) + "\r\n"
+
+
+def build(receivers: int, twcc: bool = False
+          ) -> tuple[Conference, Endpoint, Session, list[Endpoint]]:
     conference = Conference("bench", bridge_ssrc=1)
     cert = DtlsCertificate.generate()
     sink: list[bytes] = []
@@ -115,7 +135,8 @@ def build(receivers: int) -> tuple[Conference, Endpoint, Session, list[Endpoint]
         sink.append(data)
 
     def join(name: str, offer_file: str) -> tuple[Endpoint, bytes]:
-        offer = parse_offer((DATA / offer_file).read_text())
+        text = (DATA / offer_file).read_text()
+        offer = parse_offer(with_twcc(text) if twcc and offer_file == RECEIVER_OFFER else text)
         endpoint = Endpoint(
             name, conference.id, negotiate(offer, max_slots=2),
             IceCredentials.generate("u", "p" * 22), cert, "AA", transmit, 0.0,
@@ -133,9 +154,11 @@ def build(receivers: int) -> tuple[Conference, Endpoint, Session, list[Endpoint]
 
 
 def run(
-    receivers: int, packets: int, profile: str | None, switched: bool = False
+    receivers: int, packets: int, profile: str | None, switched: bool = False,
+    twcc: bool = False,
 ) -> dict[str, float | int]:
-    conference, sender, client_tx, others = build(receivers)
+    conference, sender, client_tx, others = build(receivers, twcc)
+    assert all((getattr(r, "sendside", None) is not None) == twcc for r in others)
     if switched:
         # as if each video slot had shown another source before: VP8 picture IDs continue
         # from there, so every packet's descriptor is rewritten (RFC 7741 §4.2)
@@ -195,9 +218,11 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile dump of the last run here")
     parser.add_argument("--switched", action="store_true",
                         help="slots showed another source before: picture IDs are rewritten")
+    parser.add_argument("--twcc", action="store_true",
+                        help="receivers negotiate transport-cc: every packet numbered, recorded")
     args = parser.parse_args()
     for receivers in args.receivers:
-        results = [run(receivers, args.packets, args.profile, args.switched)
+        results = [run(receivers, args.packets, args.profile, args.switched, args.twcc)
                    for _ in range(args.repeat)]
         best = sorted(results, key=lambda r: r["us_per_packet_out"])[len(results) // 2]
         best = dict(best)

@@ -23,6 +23,8 @@ BRIDGE_GAUGES = {
     "largest_conference": "Endpoints in the largest conference",
     "endpoints_sending_audio": "Endpoints that sent audio in the last 5 s",
     "endpoints_sending_video": "Endpoints that sent video in the last 5 s",
+    "endpoints_send_side_estimate": "Endpoints whose downlink is estimated from their "
+    "transport-wide feedback (the others: REMB or none)",
     "packet_rate_download": "Packets per second received",
     "packet_rate_upload": "Packets per second sent",
     "bit_rate_download": "Bits per second received",

@@ -39,6 +39,8 @@ async def test_receiver_estimates_are_read_exposed_and_obeyed() -> None:
             assert len(listed) == 2 and all(e["conference_size"] == 2 for e in listed)
             mine = [e for e in listed if e["remb_received"] == endpoint.stats.remb_received]
             assert mine and mine[0]["estimate_bps"] > 0 and len(mine[0]["layers"]) == 1
+            # aiortc offers no transport-cc: its own REMB, no send-side probing
+            assert mine[0]["estimate_source"] == "remb" and mine[0]["probes"] is None
             # The sender's one camera stream is its lowest layer: it is never suspended, even
             # when the receiver reports less than it needs (else no estimate could ever rise).
             endpoint.estimate.on_remb(1_000, bridge.clock())

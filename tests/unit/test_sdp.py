@@ -295,15 +295,17 @@ def test_negotiate_chrome_offer_with_slots_and_cap() -> None:
         assert (audio.kind, audio.payload_type, audio.extmaps) == (
             "audio",
             111,
-            {EXT_AUDIO_LEVEL: 1, EXT_MID: 4},
+            {EXT_AUDIO_LEVEL: 1, TWCC: 3, EXT_MID: 4},
         )
+        assert audio.rtcp_fb == ("transport-cc",)
         assert (video.kind, video.payload_type, video.rtcp_fb) == (
             "video",
             96,
-            ("nack", "nack pli", "ccm fir", "goog-remb"),  # receivers estimate (bwe.py)
+            # send-side estimation from transport-wide feedback (sendside.py), REMB kept
+            ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc"),
         )
-        # no rid/rrid, and no transport-wide numbers on what the bridge sends
-        assert video.extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
+        # no rid/rrid; the bridge's own transport-wide numbers on what it sends
+        assert video.extmaps == {EXT_ABS_SEND_TIME: 2, TWCC: 3, EXT_MID: 4}
         assert audio.ssrcs == video.ssrcs == ()
 
     capped = negotiate(offer, max_slots=2)
@@ -502,10 +504,12 @@ def test_answer_for_chrome_offer() -> None:
     # RTX only on what the bridge sends (the slots), bound to VP8 96 (RFC 4588 §8.6)
     assert answer.count("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n") == 2
     assert "m=video 10000 UDP/TLS/RTP/SAVPF 96\r\n" in answer  # the camera: no RTX
-    # receivers estimate on what the bridge sends; the bridge reports on what it receives
+    # transport-wide feedback both ways: the bridge reports on what it receives and the
+    # receiver on what the bridge sends (every m-line); REMB stays offered on the slots
     assert answer.count("a=rtcp-fb:96 goog-remb") == 2
-    assert answer.count("a=rtcp-fb:96 transport-cc") == 1
-    assert answer.count("a=rtcp-fb:111 transport-cc") == 1
+    assert answer.count("a=rtcp-fb:96 transport-cc") == 3
+    assert answer.count("a=rtcp-fb:111 transport-cc") == 3
+    assert answer.count(f"a=extmap:3 {TWCC}") == 6
     for unwanted in (
         " red/",
         "ulpfec",
@@ -520,7 +524,7 @@ def test_answer_for_chrome_offer() -> None:
     assert parsed.media[1].extmaps == {
         EXT_ABS_SEND_TIME: 2, EXT_MID: 4, EXT_RID: 10, EXT_RRID: 11, TWCC: 3
     }
-    assert parsed.media[3].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4}
+    assert parsed.media[3].extmaps == {EXT_ABS_SEND_TIME: 2, EXT_MID: 4, TWCC: 3}
 
 
 def test_answer_rejected_mlines_and_chrome_lonely_recvonly_as_screen_slot() -> None:

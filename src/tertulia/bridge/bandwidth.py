@@ -1,9 +1,12 @@
-"""Bandwidth glue between a conference and the pure pieces in bwe.py and allocation.py.
+"""Bandwidth glue between a conference and the pure pieces in bwe.py, sendside.py and
+allocation.py.
 
 Per receiver, every tick: build the prioritised sources it wants (last-N order, max heights),
-allocate layers within its estimate, suspend what does not fit, and set a padding rate that
-lets the estimate grow while layers are held back. Per sender, every few tens of
-milliseconds: transport-wide feedback about what arrived.
+allocate layers within its estimate, suspend what does not fit, and say what rate it would
+take to do better. Its estimate is the bridge's own send-side one (sendside.py) once the
+receiver's transport-wide feedback arrives, else the receiver's REMB (bwe.py). Every few tens
+of milliseconds: probe clusters of padding towards receivers whose layers are held back
+(send-side only), and transport-wide feedback to senders about what arrived.
 """
 
 from __future__ import annotations
@@ -24,16 +27,33 @@ UPGRADE_HEADROOM = 1.15
 # Layer rates are measured on the plain RTP the sender sends; on the receiver's link each
 # packet also carries the SRTP tag and IP/UDP headers (~4% at video packet sizes).
 VIDEO_OVERHEAD = 1.05
-# Probes above the estimate (bwe.PROBE_GAIN) are off: on the throttled-link test they pushed a
-# full link into a standing queue and the receiver's estimate collapsed; padding stays below
-# the estimate until send-side estimation can tell a probe's result apart.
+# With REMB (receivers without transport-cc), probes above the estimate (bwe.PROBE_GAIN) are
+# off: on the throttled-link test they pushed a full link into a standing queue and the
+# receiver's estimate collapsed, and the bridge cannot tell what a probe found.
 PROBE_ABOVE_ESTIMATE = False
-# Padding below the estimate is off too for now: on the throttled-link test it kept a 300
+# Padding below the estimate is off too with REMB: on the throttled-link test it kept a 300
 # kbit/s link full (the receiver's estimate covers its video, not the audio beside it) and
 # video stalled for seconds; without it, the receiver's own estimator recovers more slowly
-# but cleanly. The mechanism stays (Endpoint.send_padding, bwe.probe_rate) for send-side
-# estimation to use.
+# but cleanly.
 PADDING = False
+# With send-side estimation probing is on, as clusters only (SendSideEstimate.probe_tick):
+# each one's result is measured from the feedback, so a probe into a full link just confirms
+# the estimate, and one into a free link lifts it at once. No padding between clusters: the
+# delay-based estimate sees everything sent (audio included) and needs no filler to grow.
+# A probe aims this much above the estimate an upgrade to the ideal layers needs, so that a
+# result a little under its target (the 95% rule) still allows the upgrade.
+PROBE_MARGIN = 1.1
+
+
+def estimate_of(receiver: Endpoint, now: float) -> tuple[float | None, str]:
+    """The receiver's downlink estimate (bit/s) and its source: "twcc" once its transport-
+    wide feedback arrives and the estimate has found its level (SendSideEstimate.ready; until
+    then none), else "remb" (None, "none" when there is no estimate at all)."""
+    sendside = receiver.sendside
+    if sendside is not None and sendside.feedbacks:
+        return (sendside.value(), "twcc") if sendside.ready(now) else (None, "none")
+    value = receiver.estimate.value(now)
+    return value, "remb" if value is not None else "none"
 
 
 def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
@@ -67,10 +87,16 @@ def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
 def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) -> bool:
     """Re-run the allocation for one receiver; returns whether its suspended set changed."""
     sources = sources_for(conference, receiver)
-    estimate = receiver.estimate.value(now)
-    # Receivers estimate over the video they get (abs-send-time is on video only), so the
-    # estimate is a budget for video; audio is not taken off it (it would count twice).
-    video_budget = None if estimate is None else estimate / VIDEO_OVERHEAD
+    estimate, source = estimate_of(receiver, now)
+    audio = receiver.audio_rate.bps
+    if estimate is None:
+        video_budget = None
+    elif source == "twcc":  # covers all the bridge sends it: audio comes off first
+        video_budget = max(estimate - audio, 0.0) / VIDEO_OVERHEAD
+    else:
+        # Receivers estimate over the video they get (abs-send-time is on video only), so
+        # the estimate is a budget for video; audio is not taken off it (it would count twice).
+        video_budget = estimate / VIDEO_OVERHEAD
     previous = receiver.allocation
     choice = allocate(
         sources, video_budget / UPGRADE_HEADROOM if video_budget is not None else None
@@ -86,15 +112,27 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
         choice = previous  # still fits: keep it rather than step down inside the margin
     receiver.allocation = choice
     # Padding shares the link with audio too: count it in what is being sent.
-    audio = receiver.audio_rate.bps
-    ideal = total_rate(sources, allocate(sources, None)) * VIDEO_OVERHEAD + audio
+    ideal_video = total_rate(sources, allocate(sources, None)) * VIDEO_OVERHEAD
+    ideal = ideal_video + audio
     sending = total_rate(sources, choice) * VIDEO_OVERHEAD + audio
-    if PROBE_ABOVE_ESTIMATE and ideal > sending and now >= receiver.next_probe:
+    sendside = receiver.sendside
+    if sendside is not None and sendside.feedbacks:  # probing (pad()): send-side only
+        starting = not sendside.ready(now)  # the first probes find the level
+        receiver.probe_wanted = (
+            (ideal_video * UPGRADE_HEADROOM + audio) * PROBE_MARGIN
+            if ideal > sending or starting else None
+        )
+    else:
+        receiver.probe_wanted = None
+    if sendside is not None and sendside.feedbacks:
+        pass  # probe clusters, from pad()
+    elif PROBE_ABOVE_ESTIMATE and ideal > sending and now >= receiver.next_probe:
         receiver.probe_until = now + PROBE_SECONDS
         receiver.next_probe = now + PROBE_EVERY
-    receiver.padding_bps = (
-        probe_rate(estimate, sending, ideal, now < receiver.probe_until) if PADDING else 0.0
-    )
+    if sendside is None or not sendside.feedbacks:
+        receiver.padding_bps = (
+            probe_rate(estimate, sending, ideal, now < receiver.probe_until) if PADDING else 0.0
+        )
     suspended = {sender_id for sender_id, ssrc in choice.items() if ssrc is None}
     if suspended != receiver.bwe_suspended:
         receiver.bwe_suspended = suspended
@@ -108,20 +146,37 @@ def _live(sources: list[Source], choice: dict[str, int | None]) -> bool:
 
 
 def pad(receiver: Endpoint, elapsed: float, now: float) -> None:
-    """Send the padding owed for ``elapsed`` seconds at the receiver's probing rate."""
+    """Send the padding owed for ``elapsed`` seconds at the receiver's probing rate; with
+    send-side estimation, what the current probe cluster still owes."""
+    sendside = receiver.sendside
+    if sendside is not None and sendside.feedbacks:
+        owed = sendside.probe_tick(receiver.probe_wanted if receiver.connected else None, now)
+        probe = sendside.probe
+        receiver.padding_bps = probe.target if probe is not None else 0.0
+        _send_padding(receiver, owed, now)
+        return
     if receiver.padding_bps <= 0 or not receiver.connected:
         receiver.padding_credit = 0.0
         return
     receiver.padding_credit = min(
         receiver.padding_credit + receiver.padding_bps * elapsed / 8, 20_000.0
     )
+    receiver.padding_credit -= _send_padding(receiver, int(receiver.padding_credit), now)
+
+
+def _send_padding(receiver: Endpoint, budget: int, now: float) -> int:
+    """Up to ``budget`` bytes of RTX padding over the receiver's started video slots."""
     streams = [pair[1] for pair in receiver.slots if pair[1].started]
-    for stream in streams:
-        if receiver.padding_credit < 200:
+    sent = 0
+    for _round in range(16):  # each call resends at most the newest 8 packets of a stream
+        before = sent
+        for stream in streams:
+            if budget - sent < 200:
+                return sent
+            sent += receiver.send_padding(stream, budget - sent, now)
+        if sent == before:
             break
-        receiver.padding_credit -= receiver.send_padding(
-            stream, int(receiver.padding_credit), now
-        )
+    return sent
 
 
 def transport_feedback(sender: Endpoint, bridge_ssrc: int, now: float) -> None:

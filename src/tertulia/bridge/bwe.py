@@ -1,20 +1,17 @@
 """Bandwidth estimation on both legs of a forwarded stream. Pure: times are passed in.
 
-**Downlink (bridge → receiver): receiver estimates (REMB, draft-alvestrand-rmcat-remb-03).**
-Chrome and aiortc both run a delay-based estimator over the ``abs-send-time`` header extension
-and report the result as REMB when ``goog-remb`` is negotiated. We chose it over send-side
-estimation from transport-wide feedback (TWCC) because it keeps the per-packet work of the
-bridge's Python hot path at one 3-byte stamp per packet (TWCC would need a send record per
-packet per receiver and a per-receiver delay filter over every feedback), and because the
-throttled-link test (tests/browser/test_bandwidth.py, bench/bandwidth.md) shows it dropping a
-receiver behind 300 kbit/s to the low layer within seconds, without loss or stalls, while others
-are unaffected; climbing back after the limit goes is its weak point (below). Its costs,
-and what we do about them:
-REMB reacts to loss only through delay, so :class:`ReceiverEstimate` also applies the
-loss-based rule of draft-ietf-rmcat-gcc-02 §6 from the receiver's RTCP receiver reports; and a
-receiver's estimator never rises far above what it receives (libwebrtc caps its increase near
-1.5× the incoming rate), so the bridge can probe with padding when it holds layers back
-(:func:`probe_rate`; switched off in bandwidth.py for now, see there and bench/bandwidth.md).
+**Downlink (bridge → receiver).** Receivers that negotiated transport-cc on what the bridge
+sends them are estimated by the bridge itself from their transport-wide feedback (send-side,
+bridge/sendside.py and gcc.py, with probe clusters). For the others — aiortc, Firefox-like
+clients — this module holds their own estimate, REMB (draft-alvestrand-rmcat-remb-03): they
+run a delay-based estimator over the ``abs-send-time`` header extension and report the result
+when ``goog-remb`` is negotiated. REMB reacts to loss only through delay, so
+:class:`ReceiverEstimate` also applies the loss-based rule of draft-ietf-rmcat-gcc-02 §6 from
+the receiver's RTCP receiver reports. A receiver's estimator never rises far above what it
+receives (libwebrtc caps its increase near 1.5× the incoming rate), and the bridge cannot
+measure what a probe found, so with REMB there is no probing padding (:func:`probe_rate`
+stays, switched off in bandwidth.py; see bench/bandwidth.md): climbing back after a limit
+goes is slow.
 
 **Uplink (sender → bridge): transport-wide feedback (draft-holmer-rmcat-transport-wide-cc-
 extensions-01).** The bridge only timestamps arrivals and reports them (:class:`TwccRecorder`);

@@ -25,6 +25,7 @@ from tertulia.bridge.rtp.rtcp import (
     RtcpPacket,
     Sdes,
     SenderReport,
+    TransportCC,
 )
 from tertulia.bridge.rtp.speaker import DominantSpeaker
 from tertulia.bridge.rtp.vp8 import is_keyframe_start, keyframe_size
@@ -284,7 +285,8 @@ class Conference:
                     self.request_keyframe(sender, now, media.role, stream.target)
                 continue
             receiver.send_rtp(forwarded.header, stream, forwarded.seq, now,
-                              stamped=forwarded.stamped, payload=forwarded.payload)
+                              stamped=forwarded.stamped, payload=forwarded.payload,
+                              twcc_at=forwarded.twcc_at)
 
     def _new_layer(
         self, sender: Endpoint, media: SendingMedia, ssrc: int, payload: bytes, now: float
@@ -413,6 +415,14 @@ class Conference:
             elif isinstance(packet, Fir):
                 for ssrc, _seqnr in packet.entries:
                     self._keyframe_for_slot(endpoint, ssrc, now)
+            elif isinstance(packet, TransportCC):
+                # feedback on what the bridge sends it (send-side estimation, sendside.py);
+                # ignored for a receiver that did not negotiate it
+                if endpoint.sendside is not None:
+                    endpoint.stats.twcc_received += 1
+                    endpoint.sendside.on_feedback(packet, now)
+                else:
+                    endpoint.stats.drop("twcc-feedback-not-negotiated")
             elif isinstance(packet, Remb):
                 endpoint.stats.remb_received += 1
                 endpoint.estimate.on_remb(packet.bitrate, now)

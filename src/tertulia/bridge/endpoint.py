@@ -19,6 +19,7 @@ from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.rtp.history import PacketHistory
 from tertulia.bridge.rtp.packet import abs_send_time, set_extension_value
 from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
+from tertulia.bridge.sendside import SendSideEstimate
 from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
 from tertulia.bridge.transport.ice import IceCredentials
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 IP_UDP_OVERHEAD = 28  # IPv4 + UDP header bytes per datagram (what a link carries beyond it)
+# What a link carries per RTP packet beyond it: the SRTP tag (10 bytes with
+# AES_CM_128_HMAC_SHA1_80, RFC 3711 §8.2) and IP/UDP; send-side estimates are link rates.
+WIRE_OVERHEAD = 10 + IP_UDP_OVERHEAD
 # SSRCs an endpoint may use (declared and learned). A browser uses about ten: audio, three
 # simulcast layers and their RTX, a screen and its RTX; SSRCs beyond this are not forwarded.
 MAX_SSRCS = 64
@@ -94,6 +98,7 @@ class EndpointStats:
     padding_sent: int = 0
     remb_received: int = 0
     twcc_sent: int = 0
+    twcc_received: int = 0  # transport-wide feedback about what the bridge sends it
     dropped: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
@@ -243,6 +248,15 @@ class Endpoint:
                 stamp_id is not None and not stream.stamp_send_time
                 and stamp_id in extmap.values()
             )
+        # The receiver's transport-wide-cc id on what the bridge sends it (protocol/sdp.py
+        # accepts it only with rtcp-fb transport-cc): the bridge then numbers every packet it
+        # sends and estimates from the receiver's feedback (bridge/sendside.py), not REMB.
+        self.twcc_send_id = next(
+            (s.receiver_extmap[EXT_TWCC] for s in self.stream_by_ssrc.values()
+             if EXT_TWCC in s.receiver_extmap), None
+        )
+        self.sendside = SendSideEstimate() if self.twcc_send_id is not None else None
+        self.probe_wanted: float | None = None  # bit/s its layers would take, when above
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
@@ -335,25 +349,37 @@ class Endpoint:
 
     # -- sending to this endpoint ----------------------------------------------------------
 
-    def _stamped(self, packet: bytes, now: float) -> bytes:
+    def _stamped(self, packet: bytes, now: float, renumber: bool = False) -> bytes:
         """The packet with the bridge's send time in abs-send-time, which the receiver's
-        estimator reads (bridge/bwe.py)."""
-        if self.abs_send_time_id is None:
+        estimator reads (bridge/bwe.py); with ``renumber`` (a packet sent again from the
+        history: RTX, padding) also with a new transport-wide number, recorded."""
+        sendside = self.sendside if renumber else None
+        if self.abs_send_time_id is None and sendside is None:
             return packet
         buf = bytearray(packet)
-        if set_extension_value(buf, self.abs_send_time_id, abs_send_time(now)):
-            return bytes(buf)
-        return packet
+        changed = self.abs_send_time_id is not None and set_extension_value(
+            buf, self.abs_send_time_id, abs_send_time(now))
+        if sendside is not None and self.twcc_send_id is not None:
+            history = sendside.history
+            if set_extension_value(buf, self.twcc_send_id, (history.seq & 0xFFFF).to_bytes(2)):
+                history.add(now, len(buf) + WIRE_OVERHEAD)
+                changed = True
+        return bytes(buf) if changed else packet
 
     def send_rtp(
         self, packet: bytes, stream: SlotStream, seq: int, now: float, *,
-        stamped: bool = False, payload: bytes = b"",
+        stamped: bool = False, payload: bytes = b"", twcc_at: int = -1,
     ) -> None:
         """Send the rewritten packet ``packet + payload`` of ``stream`` (given apart, the
         payload is neither copied nor kept once per receiver); ``stamped`` when there is
-        nothing to stamp (Forwarded.stamped)."""
+        nothing to stamp (Forwarded.stamped); ``twcc_at`` where in ``packet`` this
+        receiver's transport-wide number goes (Forwarded.twcc_at)."""
         if self.srtp is None or self.addr is None:
             return
+        sendside = self.sendside
+        if twcc_at >= 0 and sendside is not None:  # one 2-byte write, one ring slot
+            n = sendside.history.add(now, len(packet) + len(payload) + WIRE_OVERHEAD)
+            packet = b"".join((packet[:twcc_at], n.to_bytes(2), packet[twcc_at + 2:]))
         if not stamped:
             packet = self._stamped(packet + payload, now)
             payload = b""
@@ -377,7 +403,8 @@ class Endpoint:
         for plain in stream.history.newest(8, now):
             if sent >= budget:
                 break
-            data = self.srtp.protect_rtp(self._stamped(stream.rtx_packet(plain), now))
+            data = self.srtp.protect_rtp(
+                self._stamped(stream.rtx_packet(plain), now, renumber=True))
             sent += len(data)
             self.stats.padding_sent += 1
             self.stats.bytes_out += len(data)
@@ -406,7 +433,8 @@ class Endpoint:
             self.stats.retransmissions += 1
             if stream.rtx_ssrc is not None:
                 self.stats.rtx_sent += 1
-                data = self.srtp.protect_rtp(self._stamped(stream.rtx_packet(plain), now))
+                data = self.srtp.protect_rtp(
+                    self._stamped(stream.rtx_packet(plain), now, renumber=True))
             else:  # same index again (allow_repeat_tx), so the same bytes: no new stamp
                 data = self.srtp.protect_rtp(plain)
             self.stats.bytes_out += len(data)

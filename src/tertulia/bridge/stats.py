@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tertulia.bridge.bandwidth import estimate_of
+
 if TYPE_CHECKING:
     from tertulia.bridge.bridge import Bridge
 
@@ -137,6 +139,9 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "endpoints_connected": sum(1 for e in endpoints if e.connected),
         "endpoints_sending_audio": sending_audio,
         "endpoints_sending_video": sending_video,
+        # whose downlink the bridge estimates from their transport-wide feedback (not REMB)
+        "endpoints_send_side_estimate": sum(
+            1 for e in endpoints if estimate_of(e, now)[1] == "twcc"),
         "packet_rate_download": round(rates.packet_rate_download, 1),
         "packet_rate_upload": round(rates.packet_rate_upload, 1),
         "bit_rate_download": round(rates.bit_rate_download),
@@ -174,7 +179,8 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
         for endpoint in conference.endpoints.values():
             if getattr(endpoint, "relayed", False):
                 continue  # another bridge's participant: it receives nothing here
-            estimate = endpoint.estimate.value(now)
+            estimate, source = estimate_of(endpoint, now)
+            sendside = endpoint.sendside
             layers: list[int | None] = []
             for sender_id, ssrc in endpoint.allocation.items():
                 sender = conference.endpoints.get(sender_id)
@@ -183,12 +189,21 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
             out.append({
                 "conference_size": len(conference.endpoints),
                 "estimate_bps": round(estimate) if estimate is not None else None,
+                "estimate_source": source,  # "twcc" (send-side), "remb" or "none"
                 "send_bps": round(endpoint.send_rate.bps),
                 "padding_bps": round(endpoint.padding_bps),
-                "loss": round(endpoint.estimate.last_loss, 4),
+                "loss": round(sendside.loss.last_fraction if sendside and source == "twcc"
+                              else endpoint.estimate.last_loss, 4),
                 "rtt_ms": None if endpoint.rtt.rtt is None else round(endpoint.rtt.rtt * 1000, 1),
                 "remb_received": endpoint.stats.remb_received,
                 "transport_feedback_sent": endpoint.stats.twcc_sent,
+                "transport_feedback_received": endpoint.stats.twcc_received,
+                "probes": None if sendside is None else {
+                    "valid": sendside.counters.get("probe-valid", 0),
+                    "invalid": sendside.counters.get("probe-invalid", 0),
+                    "last_bps": next((round(r.bps) for r in reversed(sendside.probe_results)
+                                      if r.bps is not None), None),
+                },
                 "padding_packets": endpoint.stats.padding_sent,
                 "layers": layers,
             })

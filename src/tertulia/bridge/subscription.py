@@ -29,11 +29,14 @@ from tertulia.bridge.rtp.vp8 import (
     parse_vp8_descriptor,
     rewritten_descriptor,
 )
-from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID
+from tertulia.protocol.sdp import EXT_ABS_SEND_TIME, EXT_MID, EXT_TWCC
 
 # abs-send-time before the send time is known: SlotStream.forward writes the time itself
 # when stamp_send_time is set, else Endpoint._stamped fills it in as the packet leaves.
 _SEND_TIME_PLACEHOLDER = bytes(3)
+# The bridge's own transport-wide sequence number (draft-holmer-01 §2) for this receiver:
+# written first in the block, so it sits at a fixed offset that Endpoint.send_rtp fills in.
+_TWCC_PLACEHOLDER = bytes(2)
 _HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1 fixed header
 
 
@@ -50,6 +53,7 @@ class ExtensionMap:
     mid_id: int | None
     mid_value: bytes
     send_time_id: int | None = None
+    twcc_id: int | None = None  # the receiver's transport-wide-cc id (filled in per receiver)
     # The block built for the last (elements, send time) asked for. ``elements`` is compared
     # by identity: Conference.on_rtp parses a packet's extensions once into one list that
     # every receiver's forward() gets, and nothing mutates it; holding the reference keeps
@@ -69,7 +73,8 @@ class ExtensionMap:
     def translate(
         self, elements: list[tuple[int, bytes]], send_time: bytes = _SEND_TIME_PLACEHOLDER
     ) -> list[tuple[int, bytes]]:
-        out = [(self.by_sender_id[i], v) for i, v in elements if i in self.by_sender_id]
+        out = [(self.twcc_id, _TWCC_PLACEHOLDER)] if self.twcc_id is not None else []
+        out += [(self.by_sender_id[i], v) for i, v in elements if i in self.by_sender_id]
         if self.mid_id is not None:
             out.append((self.mid_id, self.mid_value))
         if self.send_time_id is not None:
@@ -96,15 +101,16 @@ def _extension_map(
 ) -> ExtensionMap:
     """Interned maps (bounded): receivers that negotiated the same ids share one."""
     receiver_ids = dict(receiver)
-    # mid and abs-send-time are the bridge's own: the sender's values are not forwarded
+    # mid, abs-send-time and transport-wide numbers are the bridge's own: the sender's
+    # values are not forwarded
     mapping = {
         sid: receiver_ids[uri]
         for uri, sid in sender
-        if uri in receiver_ids and uri not in (EXT_MID, EXT_ABS_SEND_TIME)
+        if uri in receiver_ids and uri not in (EXT_MID, EXT_ABS_SEND_TIME, EXT_TWCC)
     }
     return ExtensionMap(
         mapping, receiver_ids.get(EXT_MID), mid_value.encode(),
-        receiver_ids.get(EXT_ABS_SEND_TIME),
+        receiver_ids.get(EXT_ABS_SEND_TIME), receiver_ids.get(EXT_TWCC),
     )
 
 
@@ -120,6 +126,8 @@ class Forwarded:
     # Nothing for Endpoint.send_rtp to stamp: abs-send-time already holds the send time, or
     # the packet has no element the endpoint would stamp (see SlotStream.stamp_send_time).
     stamped: bool = False
+    # Offset in ``header`` of the 2-byte transport-wide sequence number to fill in, or -1.
+    twcc_at: int = -1
 
     @property
     def packet(self) -> bytes:
@@ -260,7 +268,10 @@ class SlotStream:
             head = b"".join((head, block, descriptor))
         self.packets_sent += 1
         self.octets_sent += octets
-        return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan)
+        # the twcc element is the block's first: value after the 4-byte block header and the
+        # element's 1-byte (RFC 8285 §4.2) or 2-byte (§4.3) header
+        twcc_at = (csrc_end + (5 if block[0] == 0xBE else 6)) if ext.twcc_id is not None else -1
+        return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan, twcc_at)
 
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""

@@ -52,17 +52,24 @@ EXT_TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensio
 
 # Header extensions we accept (RFC 8285 §7: the answer may only list offered ones and keeps the
 # offered ids). What clients send carries transport-wide sequence numbers, which the bridge
-# reports back (bridge/bwe.py); what the bridge sends carries abs-send-time for the receiver's
-# estimate (REMB). red and ulpfec are not accepted.
+# reports back (bridge/bwe.py). What the bridge sends carries its own transport-wide sequence
+# numbers when the receiver offered them, for send-side estimation from the receiver's
+# feedback (bridge/sendside.py), and abs-send-time for receivers that estimate themselves
+# (REMB). red and ulpfec are not accepted.
 _SEND_EXTS = {
     "audio": (EXT_AUDIO_LEVEL, EXT_MID, EXT_TWCC),
     "video": (EXT_ABS_SEND_TIME, EXT_MID, EXT_RID, EXT_RRID, EXT_TWCC),
 }
-_SLOT_EXTS = {"audio": (EXT_AUDIO_LEVEL, EXT_MID), "video": (EXT_ABS_SEND_TIME, EXT_MID)}
+_SLOT_EXTS = {
+    "audio": (EXT_AUDIO_LEVEL, EXT_MID, EXT_TWCC),
+    "video": (EXT_ABS_SEND_TIME, EXT_MID, EXT_TWCC),
+}
 _VIDEO_FB = ("nack", "nack pli", "ccm fir")  # RFC 4585 §4.2, RFC 5104 §7.1
-# What the bridge sends (slots) also takes receiver estimates (draft-alvestrand-rmcat-remb-03):
-# see bridge/bwe.py for why REMB rather than transport-wide feedback on that leg.
-_SLOT_VIDEO_FB = (*_VIDEO_FB, "goog-remb")
+# What the bridge sends (slots) takes transport-wide feedback (draft-holmer-01 §4: rtcp-fb
+# transport-cc) where the receiver offered it, else receiver estimates (goog-remb,
+# draft-alvestrand-rmcat-remb-03); see bridge/sendside.py and bridge/bwe.py.
+_SLOT_VIDEO_FB = (*_VIDEO_FB, "goog-remb", "transport-cc")
+_SLOT_AUDIO_FB = ("transport-cc",)
 _SEND_FB = {"audio": ("transport-cc",), "video": (*_VIDEO_FB, "transport-cc")}
 _WANTED = {"audio": (OPUS, 48000), "video": (VP8, 90000)}  # RFC 7587 §7, RFC 7741 §6.1
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -342,7 +349,7 @@ def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False,
         apt = f"apt={codec.payload_type}"
         rtx_pt = next((c.payload_type for c in m.codecs if c.name.lower() == "rtx"
                        and (c.fmtp or "").replace(" ", "") == apt), None)
-    slot_fb = _SLOT_VIDEO_FB if m.kind == "video" else ()
+    slot_fb = _SLOT_VIDEO_FB if m.kind == "video" else _SLOT_AUDIO_FB
     feedback = slot_fb if slot else _SEND_FB[m.kind]
     rtx_ssrcs = {ssrc for _, ssrc in m.fid_groups}
     return NegotiatedMedia(
@@ -353,7 +360,9 @@ def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False,
         channels=codec.channels,
         fmtp=codec.fmtp if m.kind == "audio" else None,
         rtcp_fb=tuple(fb for fb in feedback if fb in codec.rtcp_fb),
-        extmaps={uri: ext_id for uri, ext_id in m.extmaps.items() if uri in exts},
+        # the bridge numbers what it sends only for receivers that give feedback on it
+        extmaps={uri: ext_id for uri, ext_id in m.extmaps.items() if uri in exts and not (
+            slot and uri == EXT_TWCC and "transport-cc" not in codec.rtcp_fb)},
         ssrcs=tuple(s for s in m.ssrcs if s not in rtx_ssrcs),
         rids=m.rids,
         rtx_payload_type=rtx_pt,
