@@ -13,7 +13,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def url(base: str, room: str, name: str) -> str:
-    return (f"{base}/{room}#config.prejoinConfig.enabled=false"
+    return (f"{base}/{room}#config.prejoinConfig.enabled=false&config.resolution=360"
             f"&config.startWithVideoMuted=true"
             f"&userInfo.displayName={quote(chr(34) + name + chr(34))}")
 

@@ -35,7 +35,7 @@ SENDER_JS = """(kind) => {
 
 
 def url(base: str, room: str, name: str) -> str:
-    return (f"{base}/{room}#config.prejoinConfig.enabled=false"
+    return (f"{base}/{room}#config.prejoinConfig.enabled=false&config.resolution=360"
             f"&userInfo.displayName={quote(chr(34) + name + chr(34))}")
 
 

@@ -43,7 +43,8 @@ async def test_each_receiver_gets_the_layer_it_asks_for(browser: Browser) -> Non
         for name in ("Ana", "Bo"):
             context = await browser.new_context(viewport={"width": 1280, "height": 720})
             page = await context.new_page()
-            await page.goto(room_url(server.http, "simulcast-room", name))
+            # the product's default camera (1280x720): three layers
+            await page.goto(room_url(server.http, "simulcast-room", name, resolution=720))
             await page.wait_for_function("() => window.tertulia && window.tertulia.me",
                                          timeout=20_000)
             pages.append(page)
@@ -57,28 +58,35 @@ async def test_each_receiver_gets_the_layer_it_asks_for(browser: Browser) -> Non
             conference = next(iter(bridge.conferences.values()), None)
             endpoint = conference.endpoints.get(ana_id) if conference else None
             media = endpoint.sending.get("video") if endpoint else None
-            if media is not None and len(media.layer_height) >= 2:
+            if media is not None and len(media.layer_height) >= 3:
                 break
             await asyncio.sleep(0.5)
         assert media is not None and len(media.layer_of) >= 2, media
+        # The default camera is 1280x720, sent as three encodings: 320x180, 640x360 and
+        # 1280x720. Chromium turns the top one on once its estimate allows ~2.2 Mbit/s, which
+        # on a busy machine can take longer than the wait above.
+        capture = await ana.evaluate(
+            "() => { const s = window.tertulia.session.videoTransceiver.sender;"
+            " return [s.track.getSettings().height, s.getParameters().encodings.length]; }")
+        assert capture == [720, 3], capture
         heights = sorted(media.layer_height.values())
-        assert heights[0] == 90  # 640x360 camera / 4
-        # Bo's client asks for what its tile of Ana needs. Big tile: the tallest layer sent.
-        wide = await wait_width(bo, ana_id, lambda w: w > 160, timeout=20)
-        assert wide["width"] in (320, 640)
-        # A small window: the tile is under 180 px tall (about 120), so only the 90 px layer
-        # (160 wide) fits.
+        assert heights == [180, 360, 720][: len(heights)], media.layer_height
+        # Bo's client asks for what its tile of Ana needs. Big tile: more than the lowest layer.
+        wide = await wait_width(bo, ana_id, lambda w: w > 320, timeout=30)
+        assert wide["width"] in (640, 1280)
+        # A small window: the tile is under 180 px tall (about 120), so only the lowest layer
+        # (320x180) is sent.
         await bo.set_viewport_size({"width": 420, "height": 330})
         await bo.wait_for_function(
             f"() => {{ const c = window.tertulia.constraints; const h = c && c.maxHeights"
             f" && c.maxHeights['{ana_id}']; return h > 0 && h < 180; }}", timeout=10_000)
-        await wait_width(bo, ana_id, lambda w: w == 160, timeout=20)
+        await wait_width(bo, ana_id, lambda w: w == 320, timeout=20)
         # Layer suspension reached Ana: the largest height anyone wants of her camera.
         wanted = await ana.evaluate("() => window.tertulia.session.maxHeightWanted")
         assert 0 < wanted < 180
         # Back to a big window: a taller layer again.
         await bo.set_viewport_size({"width": 1280, "height": 720})
-        await wait_width(bo, ana_id, lambda w: w > 160, timeout=20)
+        await wait_width(bo, ana_id, lambda w: w > 320, timeout=20)
 
 
 LAYER_BYTES_JS = """async () => {
@@ -114,7 +122,7 @@ async def test_unwatched_top_layer_stops_and_resumes_on_stage(browser: Browser) 
             pages.append(page)
         ana, bo, cy = pages
         ana_id = await ana.evaluate("() => window.tertulia.me")
-        # The top layer Ana's camera sends (a 640x360 camera: Chromium sends l and m).
+        # The top layer Ana's camera sends (the page asks for 640x360: Chromium sends l and m).
         deadline = time.monotonic() + 30
         top = None
         while time.monotonic() < deadline and top is None:

@@ -20,7 +20,7 @@ SIZES = {"desktop": {"width": 1280, "height": 720}, "phone": {"width": 390, "hei
 
 def url(base: str, room: str, name: str, *, video: bool = True) -> str:
     muted = "" if video else "&config.startWithVideoMuted=true"
-    return (f"{base}/{room}#config.prejoinConfig.enabled=false{muted}"
+    return (f"{base}/{room}#config.prejoinConfig.enabled=false&config.resolution=360{muted}"
             f"&userInfo.displayName={quote(chr(34) + name + chr(34))}")
 
 

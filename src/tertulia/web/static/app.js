@@ -2,7 +2,7 @@
 import { parseFragment } from './fragment.js';
 import { normalizeRoom } from './names.js';
 import { signalUrl } from './protocol.js';
-import { getLocalMedia } from './media.js';
+import { getLocalMedia, setCameraResolution } from './media.js';
 import { Conference } from './conference.js';
 import { renderHome } from './ui/home.js';
 import { renderPrejoin, storedName, storeName } from './ui/prejoin.js';
@@ -18,6 +18,7 @@ const root = document.getElementById('app');
 const fragment = parseFragment(location.hash);
 const config = fragment.config || {};
 const userInfo = fragment.userInfo || {};
+if (config.resolution !== undefined) setCameraResolution(config.resolution);
 // A JWT as in Jitsi: https://host/room?jwt=…
 const token = new URLSearchParams(location.search).get('jwt') || null;
 const PASSWORD_CODES = new Set(['password-required', 'wrong-password']);

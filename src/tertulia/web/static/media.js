@@ -1,11 +1,28 @@
 // RTCPeerConnection handling for the negotiate-once receive-slot design (docs/protocol.md).
 // No DOM beyond MediaStreams.
 
-export const VIDEO_CONSTRAINTS = {
-  width: { ideal: 640 },
-  height: { ideal: 360 },
-  frameRate: { ideal: 30 },
-};
+// The camera resolution asked for, by height (16:9), as Jitsi's `config.resolution` (also a URL
+// fragment override: #config.resolution=360). 720 by default: Chrome sends three simulcast
+// layers (320x180, 640x360, 1280x720) only from 960x540 up, two at 640x360.
+export const RESOLUTIONS = [180, 360, 540, 720, 1080];
+export const DEFAULT_RESOLUTION = 720;
+const camera = { height: DEFAULT_RESOLUTION };
+
+/** Set the camera height for later getUserMedia calls; anything not in RESOLUTIONS is ignored. */
+export function setCameraResolution(height) {
+  const h = Number(height);
+  if (RESOLUTIONS.includes(h)) camera.height = h;
+  return camera.height;
+}
+
+/** getUserMedia video constraints for a camera `height` pixels tall (16:9). Pure. */
+export function cameraConstraints(height) {
+  return {
+    width: { ideal: Math.round((height * 16) / 9) },
+    height: { ideal: height },
+    frameRate: { ideal: 30 },
+  };
+}
 
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 
@@ -24,7 +41,8 @@ function audioConstraints() {
 }
 
 function videoConstraints() {
-  return preferred.video ? { ...VIDEO_CONSTRAINTS, deviceId: { ideal: preferred.video } } : VIDEO_CONSTRAINTS;
+  const base = cameraConstraints(camera.height);
+  return preferred.video ? { ...base, deviceId: { ideal: preferred.video } } : base;
 }
 
 function describeMediaError(err) {
@@ -90,7 +108,7 @@ export async function getTrack(kind, deviceId = null) {
   try {
     const s = await navigator.mediaDevices.getUserMedia(kind === 'audio'
       ? { audio: exact || audioConstraints() }
-      : { video: exact ? { ...VIDEO_CONSTRAINTS, ...exact } : videoConstraints() });
+      : { video: exact ? { ...cameraConstraints(camera.height), ...exact } : videoConstraints() });
     return s.getTracks()[0];
   } catch (err) {
     const e = new Error(`${kind === 'audio' ? 'Microphone' : 'Camera'}: ${describeMediaError(err)}`);
@@ -200,7 +218,7 @@ export class MediaSession extends EventTarget {
     const params = sender.getParameters();
     if (!params.encodings || params.encodings.length < 2) return;
     const settings = sender.track ? sender.track.getSettings() : {};
-    const height = settings.height || 360;
+    const height = settings.height || DEFAULT_RESOLUTION;
     const active = activeLayers(params.encodings, height, maxHeight);
     let changed = false;
     params.encodings.forEach((enc, i) => {
@@ -219,7 +237,7 @@ export class MediaSession extends EventTarget {
     this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.audioTransceiver = this.pc.addTransceiver('audio', { direction: 'sendonly' });
     // Camera as three simulcast layers, lowest first (the bridge picks one per receiver):
-    // with the 640x360 capture that is 160x90, 320x180 and 640x360.
+    // with the default 1280x720 capture that is 320x180, 640x360 and 1280x720.
     this.videoTransceiver = this.pc.addTransceiver('video', {
       direction: 'sendonly',
       sendEncodings: SIMULCAST_LAYERS.map((layer) => ({ ...layer })),
