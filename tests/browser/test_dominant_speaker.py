@@ -73,6 +73,14 @@ async def test_the_one_who_talks_becomes_dominant_within_two_seconds(tmp_path: P
             await ana.wait_for_function(
                 "() => window.tertulia.pc && window.tertulia.pc.connectionState === 'connected'",
                 timeout=30_000)
+            # The clock starts when her media reaches the bridge: on a busy machine the
+            # first SRTP packets can trail the connection state by a good part of a second.
+            for _ in range(100):  # bounded: 10 s
+                conference = next(iter(server.bridge.conferences.values()), None)
+                endpoint = conference.endpoints.get(ana_id) if conference else None
+                if endpoint is not None and endpoint.stats.rtp_in > 0:
+                    break
+                await asyncio.sleep(0.1)
             connected = time.monotonic()
             seen: dict[str, float] = {}
             while time.monotonic() - connected < 10 and len(seen) < 2:
