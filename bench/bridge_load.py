@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from tertulia.loadtest.run import descendants, proc_cpu_rss, tree_cpu_rss
-from tests.server import free_port
+from tests.server import free_port, free_udp_range
 
 SERVER_ENV = {
     "TERTULIA_JOINS_PER_SECOND_PER_ADDRESS": "100000",
@@ -58,20 +57,6 @@ SERVER_ENV = {
 WORKERS = 1  # --workers: bridge worker processes of the server under test
 
 
-def free_media_ports(count: int) -> int:
-    """A UDP port with ``count`` free ports from it (bounded search)."""
-    for _ in range(50):
-        base = free_port(socket.SOCK_DGRAM)
-        try:
-            for port in range(base, base + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free UDP port range")
-
-
 def process_cpu(pid: int) -> dict[str, float]:
     """CPU seconds so far of serve ("serve") and each of its descendants ("pid N")."""
     out: dict[str, float] = {}
@@ -83,7 +68,7 @@ def process_cpu(pid: int) -> dict[str, float]:
 
 @contextmanager
 def server() -> Iterator[tuple[str, int]]:
-    port, media = free_port(), free_media_ports(WORKERS)
+    port, media = free_port(), free_udp_range(WORKERS)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tertulia", "serve", "--port", str(port), "--media-port",
          str(media), "--workers", str(WORKERS)], env={**os.environ, **SERVER_ENV},

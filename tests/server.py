@@ -28,6 +28,23 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return port
 
 
+def free_udp_range(count: int) -> int:
+    """A UDP port with ``count`` free ports from it (`serve --workers K` binds media_port + i);
+    bounded search."""
+    for _ in range(50):
+        base = free_port(socket.SOCK_DGRAM)
+        if base + count > 65535:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free UDP port range")
+
+
 @dataclass
 class RunningServer:
     settings: Settings

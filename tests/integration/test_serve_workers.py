@@ -25,7 +25,7 @@ import pytest
 from tertulia.bridge.bridge import Bridge, BridgeSettings
 from tests.cluster_procs import Proc, processes, wait_http
 from tests.peers import Peer, allow_loopback_candidates, wait_until
-from tests.server import free_port
+from tests.server import free_port, free_udp_range
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,29 +63,13 @@ class Serve:
         return False
 
 
-def _media_ports(count: int) -> int:
-    """A base UDP port with ``count`` free ports above it (bounded search)."""
-    for _ in range(50):
-        base = free_port(socket.SOCK_DGRAM)
-        if base + count > 65535:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free UDP port range")
-
-
 @asynccontextmanager
 async def serve(workers: int = 2, **env: str) -> AsyncIterator[Serve]:
     allow_loopback_candidates()
     port = free_port()
     with processes() as (_, procs):
         procs.append(Proc(["serve", "--workers", str(workers), "--port", str(port),
-                           "--media-port", str(_media_ports(workers))],
+                           "--media-port", str(free_udp_range(workers))],
                           env={"TERTULIA_LOG_LEVEL": "info", **env}))
         server = Serve(procs[-1], port)
         await wait_http(server.http + "/about/bridge/health")
@@ -310,7 +294,7 @@ def test_a_worker_that_cannot_start_stops_serve_with_the_reason() -> None:
 
     from tests.cluster_procs import SRC
 
-    base = _media_ports(2)
+    base = free_udp_range(2)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", base + 1))
         done = subprocess.run(
@@ -332,7 +316,7 @@ async def test_workers_behind_self_signed_https(tmp_path: Any, monkeypatch: Any)
     port = free_port()
     with processes() as (_, procs):
         procs.append(Proc(["serve", "--workers", "2", "--self-signed", "--port", str(port),
-                           "--media-port", str(_media_ports(2))],
+                           "--media-port", str(free_udp_range(2))],
                           env={"TERTULIA_SELF_SIGNED_DIR": str(tmp_path)}))
         cert = tmp_path / CERT_NAME
         assert await wait_until(cert.exists, timeout=15), procs[-1].output()
