@@ -8,6 +8,9 @@ key for what it receives).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from OpenSSL import SSL
 
 from tertulia.bridge.transport.dtls import (
@@ -72,3 +75,22 @@ class DtlsClient:
         if problem is not None:
             raise DtlsError(problem)
         self.keys = srtp_keys(self._conn, active=True)
+
+
+def feed_handshake(
+    client: DtlsClient, data: bytes, send: Callable[[list[bytes]], None],
+    done: asyncio.Future[None] | None, failure: Callable[[Exception], Exception] = lambda e: e,
+) -> SrtpKeys | None:
+    """One DTLS datagram from the bridge into ``client``: its answer goes out with ``send``;
+    a failed handshake fails ``done`` (with ``failure(error)``); once the keys exist ``done``
+    is resolved and they are returned (the caller then starts SRTP if it has not yet)."""
+    try:
+        out = client.feed(data)
+    except (DtlsError, SSL.Error) as exc:  # a failed handshake, or a record OpenSSL refused
+        if done is not None and not done.done():
+            done.set_exception(failure(exc))
+        return None
+    send(out)
+    if client.keys is not None and done is not None and not done.done():
+        done.set_result(None)
+    return client.keys

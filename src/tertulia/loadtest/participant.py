@@ -33,7 +33,7 @@ from tertulia.bridge.rtp.rtcp import Fir, GenericNack, Pli, RtcpParseError, pars
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.srtp import SrtpError, SrtpPair
 from tertulia.loadtest.accounting import PerSender, StreamStats
-from tertulia.loadtest.dtls import DtlsClient, DtlsError
+from tertulia.loadtest.dtls import DtlsClient, DtlsError, feed_handshake
 from tertulia.loadtest.media import LAYERS, MediaCache
 from tertulia.loadtest.peer import Datagrams
 from tertulia.loadtest.schedule import Planned, speaking
@@ -338,17 +338,9 @@ class Participant:
     def on_dtls(self, data: bytes) -> None:
         if self.dtls is None:
             return
-        try:
-            out = self.dtls.feed(data)
-        except DtlsError as exc:
-            if self._dtls_done is not None and not self._dtls_done.done():
-                self._dtls_done.set_exception(exc)
-            return
-        self._send_all(out)
-        if self.dtls.keys is not None and self.srtp is None:
-            self.srtp = SrtpPair(self.dtls.keys.rx, self.dtls.keys.tx)
-            if self._dtls_done is not None and not self._dtls_done.done():
-                self._dtls_done.set_result(None)
+        keys = feed_handshake(self.dtls, data, self._send_all, self._dtls_done)
+        if keys is not None and self.srtp is None:
+            self.srtp = SrtpPair(keys.rx, keys.tx)
 
     def on_srtp(self, data: bytes) -> None:
         if self.srtp is None or len(data) < 12:

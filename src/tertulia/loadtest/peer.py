@@ -31,7 +31,7 @@ from tertulia.bridge.rtp.rtcp import Fir, GenericNack, Pli, RtcpParseError, pars
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.srtp import SrtpError, SrtpPair
 from tertulia.loadtest.accounting import StreamStats, Totals, totals
-from tertulia.loadtest.dtls import DtlsClient
+from tertulia.loadtest.dtls import DtlsClient, feed_handshake
 from tertulia.loadtest.latency import read_stamp, stamp_payload
 from tertulia.loadtest.media import FPS, MediaCache, vp8_descriptor
 from tertulia.loadtest.sdp import AUDIO_LEVEL_ID, MID_ID, OPUS_PT, VP8_PT
@@ -190,17 +190,10 @@ class MediaPeer:
     def on_dtls(self, data: bytes) -> None:
         if self.dtls is None:
             return
-        try:
-            out = self.dtls.feed(data)
-        except Exception as exc:  # DtlsError: the handshake failed
-            if self._dtls_done is not None and not self._dtls_done.done():
-                self._dtls_done.set_exception(PeerFailed(str(exc)))
-            return
-        self._send_all(out)
-        if self.dtls.keys is not None and self.srtp is None:
-            self.srtp = SrtpPair(self.dtls.keys.rx, self.dtls.keys.tx)
-            if self._dtls_done is not None and not self._dtls_done.done():
-                self._dtls_done.set_result(None)
+        keys = feed_handshake(self.dtls, data, self._send_all, self._dtls_done,
+                              failure=lambda exc: PeerFailed(str(exc)))
+        if keys is not None and self.srtp is None:
+            self.srtp = SrtpPair(keys.rx, keys.tx)
 
     def on_srtp(self, data: bytes) -> None:
         if self.srtp is None or len(data) < 12:
