@@ -16,6 +16,8 @@ after the other. Run from the repository root:
 picture IDs are rewritten in every packet, as in a meeting where speakers and layers changed.
 ``--twcc`` makes the receivers offer transport-cc on their slots (as Chrome does): the bridge
 then numbers and records every packet it sends them (send-side estimation, sendside.py).
+``--paced`` turns on every transport-cc receiver's pacer (bridge/pacer.py) at a rate it never
+reaches, so the cost of the pacer's admission test shows without any packet waiting.
 ``--profile FILE`` writes a cProfile dump of the timed part (``python -m pstats FILE``);
 py-spy can attach to the process too (``--repeat`` makes it run longer).
 """
@@ -155,10 +157,13 @@ def build(receivers: int, twcc: bool = False
 
 def run(
     receivers: int, packets: int, profile: str | None, switched: bool = False,
-    twcc: bool = False,
+    twcc: bool = False, paced: bool = False,
 ) -> dict[str, float | int]:
     conference, sender, client_tx, others = build(receivers, twcc)
     assert all((getattr(r, "sendside", None) is not None) == twcc for r in others)
+    if paced:
+        for receiver in others:
+            receiver.pacer.set_estimate(1e9)
     if switched:
         # as if each video slot had shown another source before: VP8 picture IDs continue
         # from there, so every packet's descriptor is rewritten (RFC 7741 §4.2)
@@ -201,6 +206,7 @@ def run(
     return {
         "receivers": receivers,
         "switched": switched,
+        "paced": paced,
         "packets_in": len(timed),
         "packets_out": forwarded,
         "cpu_s": round(cpu, 4),
@@ -220,9 +226,12 @@ def main() -> None:
                         help="slots showed another source before: picture IDs are rewritten")
     parser.add_argument("--twcc", action="store_true",
                         help="receivers negotiate transport-cc: every packet numbered, recorded")
+    parser.add_argument("--paced", action="store_true",
+                        help="receivers' pacers on (never queueing): the admission cost")
     args = parser.parse_args()
     for receivers in args.receivers:
-        results = [run(receivers, args.packets, args.profile, args.switched, args.twcc)
+        results = [run(receivers, args.packets, args.profile, args.switched, args.twcc,
+                       args.paced)
                    for _ in range(args.repeat)]
         best = sorted(results, key=lambda r: r["us_per_packet_out"])[len(results) // 2]
         best = dict(best)

@@ -9,7 +9,7 @@ from pylibsrtp import Policy, Session
 
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import parse_constraints
-from tertulia.bridge.endpoint import Address, Endpoint
+from tertulia.bridge.endpoint import Address, Endpoint, Schedule
 from tertulia.bridge.rtp.packet import RtpPacket
 from tertulia.bridge.rtp.rtcp import (
     GenericNack,
@@ -35,13 +35,13 @@ class Client:
     """The client side of an endpoint: its SRTP sessions and the datagrams it received."""
 
     def __init__(self, name: str, conference: Conference, now: float,
-                 offer: Offer = OFFER) -> None:
+                 offer: Offer = OFFER, schedule: Schedule | None = None) -> None:
         self.addr: Address = ("127.0.0.1", 40000 + len(conference.endpoints))
         self.inbox: list[bytes] = []
         negotiation = negotiate(offer, max_slots=2)
         self.endpoint = Endpoint(
             name, conference.id, negotiation, IceCredentials.generate("u", "p" * 22), CERT,
-            "AA", lambda data, addr: self.inbox.append(data), now,
+            "AA", lambda data, addr: self.inbox.append(data), now, schedule=schedule,
         )
         rx_key, tx_key = os.urandom(30), os.urandom(30)
         # The bridge's rx key is what the client sends with, and vice versa.

@@ -56,6 +56,17 @@ def estimate_of(receiver: Endpoint, now: float) -> tuple[float | None, str]:
     return value, "remb" if value is not None else "none"
 
 
+def pace(receiver: Endpoint, now: float) -> None:
+    """Set the receiver's pacing rate from its send-side estimate once that has found its
+    level (bridge/pacer.py); REMB estimates cover only the video a receiver gets, so those
+    receivers are not paced."""
+    sendside = receiver.sendside
+    if sendside is not None and sendside.feedbacks and sendside.ready(now):
+        receiver.pacer.set_estimate(sendside.value())
+    else:
+        receiver.pacer.set_estimate(None)
+
+
 def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
     """The camera sources ``receiver`` wants, highest priority first, with live layers."""
     out: list[Source] = []
@@ -88,6 +99,7 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
     """Re-run the allocation for one receiver; returns whether its suspended set changed."""
     sources = sources_for(conference, receiver)
     estimate, source = estimate_of(receiver, now)
+    pace(receiver, now)
     audio = receiver.audio_rate.bps
     if estimate is None:
         video_budget = None

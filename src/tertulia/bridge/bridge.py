@@ -97,11 +97,13 @@ class Bridge:
         self.relay_sampler = StatsSampler()
         self.draining = False
         self.shutting_down = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # for the pacers' timers
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._socket.open(self.settings.media_host, self.settings.media_port)
+        self._loop = asyncio.get_running_loop()
         self._ticker = asyncio.create_task(self._tick_loop())
         self._fast_ticker = asyncio.create_task(self._fast_loop())
         log.info(
@@ -131,6 +133,17 @@ class Bridge:
 
     def _transmit(self, data: bytes, addr: Address) -> None:
         self._socket.sendto(data, addr)
+
+    def _schedule(self, delay: float, callback: Callable[[float], None]) -> None:
+        """An endpoint's pacer timer (bridge/pacer.py): ``callback(now)`` after ``delay``."""
+        if self._loop is not None:
+            self._loop.call_later(delay, self._timer, callback)
+
+    def _timer(self, callback: Callable[[float], None]) -> None:
+        try:
+            callback(self.clock())
+        except Exception:  # one endpoint's failure must not stop the loop's other work
+            log.exception("bridge timer failed")
 
     def _count_error(self, reason: str) -> None:
         self.counters[reason] += 1
@@ -166,6 +179,7 @@ class Bridge:
             self._transmit,
             now,
             history_age=self.settings.history_age,
+            schedule=self._schedule if self._loop is not None else None,
         )
         local = LocalTransport(
             ice_ufrag=creds.local_ufrag,

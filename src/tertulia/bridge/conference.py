@@ -421,6 +421,7 @@ class Conference:
                 if endpoint.sendside is not None:
                     endpoint.stats.twcc_received += 1
                     endpoint.sendside.on_feedback(packet, now)
+                    bandwidth.pace(endpoint, now)
                 else:
                     endpoint.stats.drop("twcc-feedback-not-negotiated")
             elif isinstance(packet, Remb):

@@ -16,9 +16,18 @@ from typing import Any
 
 from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, RttMeter, TwccRecorder
 from tertulia.bridge.constraints import ReceiverConstraints
+from tertulia.bridge.pacer import Pacer
 from tertulia.bridge.rtp.history import PacketHistory
-from tertulia.bridge.rtp.packet import abs_send_time, set_extension_value
-from tertulia.bridge.rtp.rtcp import RtcpPacket, serialize_rtcp
+from tertulia.bridge.sender import (
+    IP_UDP_OVERHEAD,
+    WIRE_OVERHEAD,
+    Address,
+    EndpointStats,
+    Paced,
+    Schedule,
+    Sender,
+    Transmit,
+)
 from tertulia.bridge.sendside import SendSideEstimate
 from tertulia.bridge.subscription import SlotStream
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsServer, DtlsState
@@ -37,15 +46,11 @@ from tertulia.protocol.sdp import (
 
 log = logging.getLogger(__name__)
 
-Address = tuple[str, int]
-IP_UDP_OVERHEAD = 28  # IPv4 + UDP header bytes per datagram (what a link carries beyond it)
-# What a link carries per RTP packet beyond it: the SRTP tag (10 bytes with
-# AES_CM_128_HMAC_SHA1_80, RFC 3711 §8.2) and IP/UDP; send-side estimates are link rates.
-WIRE_OVERHEAD = 10 + IP_UDP_OVERHEAD
 # SSRCs an endpoint may use (declared and learned). A browser uses about ten: audio, three
 # simulcast layers and their RTX, a screen and its RTX; SSRCs beyond this are not forwarded.
 MAX_SSRCS = 64
-Transmit = Callable[[bytes, Address], None]
+__all__ = ["IP_UDP_OVERHEAD", "MAX_SSRCS", "WIRE_OVERHEAD", "Address", "Endpoint",
+           "EndpointStats", "Paced", "Schedule", "SendingMedia", "Transmit"]
 
 
 @dataclass(slots=True)
@@ -82,29 +87,6 @@ class SendingMedia:
         return sorted(live, key=lambda s: self.layer_of[s])
 
 
-@dataclass(slots=True)
-class EndpointStats:
-    rtp_in: int = 0
-    rtp_out: int = 0
-    rtcp_in: int = 0
-    rtcp_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    nacks_received: int = 0
-    retransmissions: int = 0
-    rtx_sent: int = 0
-    nack_misses: int = 0
-    plis_received: int = 0
-    padding_sent: int = 0
-    remb_received: int = 0
-    twcc_sent: int = 0
-    twcc_received: int = 0  # transport-wide feedback about what the bridge sends it
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-
-
 def _slot_stream(
     kind: str, media: NegotiatedMedia, cname: str, history_age: float
 ) -> SlotStream:
@@ -123,7 +105,7 @@ def _slot_stream(
     )
 
 
-class Endpoint:
+class Endpoint(Sender):
     """Transport and media state of one participant on this bridge."""
 
     def __init__(
@@ -138,6 +120,7 @@ class Endpoint:
         now: float,
         *,
         history_age: float = 1.0,
+        schedule: Schedule | None = None,
     ) -> None:
         self.id = endpoint_id
         self.conference_id = conference_id
@@ -257,6 +240,10 @@ class Endpoint:
         )
         self.sendside = SendSideEstimate() if self.twcc_send_id is not None else None
         self.probe_wanted: float | None = None  # bit/s its layers would take, when above
+        # Pacing (bridge/pacer.py): with a send-side estimate and a timer to drain the queue.
+        self.pacer: Pacer[Paced] = Pacer()
+        self._schedule = schedule if self.sendside is not None else None
+        self._pace_pending = False
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]
@@ -347,100 +334,6 @@ class Endpoint:
             for out in self.dtls.handle_timeout():
                 self._transmit(out, self.addr)
 
-    # -- sending to this endpoint ----------------------------------------------------------
-
-    def _stamped(self, packet: bytes, now: float, renumber: bool = False) -> bytes:
-        """The packet with the bridge's send time in abs-send-time, which the receiver's
-        estimator reads (bridge/bwe.py); with ``renumber`` (a packet sent again from the
-        history: RTX, padding) also with a new transport-wide number, recorded."""
-        sendside = self.sendside if renumber else None
-        if self.abs_send_time_id is None and sendside is None:
-            return packet
-        buf = bytearray(packet)
-        changed = self.abs_send_time_id is not None and set_extension_value(
-            buf, self.abs_send_time_id, abs_send_time(now))
-        if sendside is not None and self.twcc_send_id is not None:
-            history = sendside.history
-            if set_extension_value(buf, self.twcc_send_id, (history.seq & 0xFFFF).to_bytes(2)):
-                history.add(now, len(buf) + WIRE_OVERHEAD)
-                changed = True
-        return bytes(buf) if changed else packet
-
-    def send_rtp(
-        self, packet: bytes, stream: SlotStream, seq: int, now: float, *,
-        stamped: bool = False, payload: bytes = b"", twcc_at: int = -1,
-    ) -> None:
-        """Send the rewritten packet ``packet + payload`` of ``stream`` (given apart, the
-        payload is neither copied nor kept once per receiver); ``stamped`` when there is
-        nothing to stamp (Forwarded.stamped); ``twcc_at`` where in ``packet`` this
-        receiver's transport-wide number goes (Forwarded.twcc_at)."""
-        if self.srtp is None or self.addr is None:
-            return
-        sendside = self.sendside
-        if twcc_at >= 0 and sendside is not None:  # one 2-byte write, one ring slot
-            n = sendside.history.add(now, len(packet) + len(payload) + WIRE_OVERHEAD)
-            packet = b"".join((packet[:twcc_at], n.to_bytes(2), packet[twcc_at + 2:]))
-        if not stamped:
-            packet = self._stamped(packet + payload, now)
-            payload = b""
-        data = self.srtp.protect_rtp_parts(packet, payload)
-        # plaintext: retransmissions are protected anew
-        stream.history.add(seq, packet, now, payload)
-        self.stats.rtp_out += 1
-        self.stats.bytes_out += len(data)
-        self.send_rate.add(len(data))
-        if stream.kind == "audio":
-            self.audio_rate.add(len(data) + IP_UDP_OVERHEAD)
-        self._transmit(data, self.addr)
-
-    def send_padding(self, stream: SlotStream, budget: int, now: float) -> int:
-        """Probe: resend the newest packets of ``stream`` on its RTX stream (RFC 4588 §4),
-        up to ``budget`` bytes; the receiver drops the duplicates but its estimator counts
-        them. Returns the bytes sent."""
-        if self.srtp is None or self.addr is None or stream.rtx_ssrc is None:
-            return 0
-        sent = 0
-        for plain in stream.history.newest(8, now):
-            if sent >= budget:
-                break
-            data = self.srtp.protect_rtp(
-                self._stamped(stream.rtx_packet(plain), now, renumber=True))
-            sent += len(data)
-            self.stats.padding_sent += 1
-            self.stats.bytes_out += len(data)
-            self.send_rate.add(len(data))
-            self._transmit(data, self.addr)
-        return sent
-
-    def send_rtcp(self, packets: list[RtcpPacket]) -> None:
-        if self.srtp is None or self.addr is None or not packets:
-            return
-        data = self.srtp.protect_rtcp(serialize_rtcp(packets))
-        self.stats.rtcp_out += 1
-        self.stats.bytes_out += len(data)
-        self._transmit(data, self.addr)
-
-    def retransmit(self, stream: SlotStream, seqs: list[int], now: float) -> None:
-        """Answer a NACK from the history (RFC 4585 §6.2.1): on the RTX stream when the
-        receiver negotiated RTX (RFC 4588), else the original packet again."""
-        if self.addr is None or self.srtp is None:
-            return
-        for seq in seqs:
-            plain = stream.history.get(seq, now)
-            if plain is None:
-                self.stats.nack_misses += 1
-                continue
-            self.stats.retransmissions += 1
-            if stream.rtx_ssrc is not None:
-                self.stats.rtx_sent += 1
-                data = self.srtp.protect_rtp(
-                    self._stamped(stream.rtx_packet(plain), now, renumber=True))
-            else:  # same index again (allow_repeat_tx), so the same bytes: no new stamp
-                data = self.srtp.protect_rtp(plain)
-            self.stats.bytes_out += len(data)
-            self.send_rate.add(len(data))
-            self._transmit(data, self.addr)
-
     # -- bridge channel ---------------------------------------------------------------------
 
     def slots_message(self) -> dict[str, Any]:
@@ -469,5 +362,6 @@ class Endpoint:
             self.dtls.close()
         self.closed = True
         self.srtp = None
+        self.pacer.clear()
         self.notify({"type": "closed"})
         self.channel_listeners.clear()

@@ -205,6 +205,13 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                                       if r.bps is not None), None),
                 },
                 "padding_packets": endpoint.stats.padding_sent,
+                "pacer": {  # bridge/pacer.py: off (rate 0) until a send-side estimate
+                    "rate_bps": round(endpoint.pacer.rate),
+                    "queued": len(endpoint.pacer.queue) + len(endpoint.pacer.priority),
+                    "delay_ms": round(endpoint.pacer.delay(now) * 1000, 1),
+                    "paced_packets": endpoint.pacer.sent_paced,
+                    "dropped": endpoint.pacer.dropped,
+                },
                 "layers": layers,
             })
     return out
