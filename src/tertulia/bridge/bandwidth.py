@@ -40,9 +40,14 @@ PADDING = False
 # each one's result is measured from the feedback, so a probe into a full link just confirms
 # the estimate, and one into a free link lifts it at once. No padding between clusters: the
 # delay-based estimate sees everything sent (audio included) and needs no filler to grow.
-# A probe aims this much above the estimate an upgrade to the ideal layers needs, so that a
-# result a little under its target (the 95% rule) still allows the upgrade.
-PROBE_MARGIN = 1.1
+# A probe aims this much above the estimate an upgrade to the ideal layers needs (it is capped
+# at twice the estimate anyway: sendside.PROBE_GAIN): a result a little under its target (the
+# 95% rule) still allows the upgrade, and the estimate it leaves covers the swings of a
+# 720p layer's rate around its mean (key frames: +30-50% for a second) so that a receiver on
+# a good link does not drop a layer at each one. With 1.1 the estimate stayed at about the
+# layer's mean and the receiver alternated between 720p and 360p (tests/browser/
+# test_bandwidth.py's steady receiver).
+PROBE_MARGIN = 1.5
 
 
 def estimate_of(receiver: Endpoint, now: float) -> tuple[float | None, str]:
@@ -58,11 +63,13 @@ def estimate_of(receiver: Endpoint, now: float) -> tuple[float | None, str]:
 
 def pace(receiver: Endpoint, now: float) -> None:
     """Set the receiver's pacing rate from its send-side estimate once that has found its
-    level (bridge/pacer.py); REMB estimates cover only the video a receiver gets, so those
-    receivers are not paced."""
+    level (bridge/pacer.py), and never below what its allocation commits the bridge to send
+    (its audio and the layers it gets; libwebrtc paces at the larger of its target and its
+    minimum allocated rate too): a pacer slower than that would only build a queue. REMB
+    estimates cover only the video a receiver gets, so those receivers are not paced."""
     sendside = receiver.sendside
     if sendside is not None and sendside.feedbacks and sendside.ready(now):
-        receiver.pacer.set_estimate(sendside.value())
+        receiver.pacer.set_estimate(max(sendside.value(), receiver.committed_bps))
     else:
         receiver.pacer.set_estimate(None)
 
@@ -99,7 +106,6 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
     """Re-run the allocation for one receiver; returns whether its suspended set changed."""
     sources = sources_for(conference, receiver)
     estimate, source = estimate_of(receiver, now)
-    pace(receiver, now)
     audio = receiver.audio_rate.bps
     if estimate is None:
         video_budget = None
@@ -127,6 +133,7 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
     ideal_video = total_rate(sources, allocate(sources, None)) * VIDEO_OVERHEAD
     ideal = ideal_video + audio
     sending = total_rate(sources, choice) * VIDEO_OVERHEAD + audio
+    receiver.committed_bps = sending
     sendside = receiver.sendside
     if sendside is not None and sendside.feedbacks:  # probing (pad()): send-side only
         starting = not sendside.ready(now)  # the first probes find the level
@@ -145,6 +152,7 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
         receiver.padding_bps = (
             probe_rate(estimate, sending, ideal, now < receiver.probe_until) if PADDING else 0.0
         )
+    pace(receiver, now)
     suspended = {sender_id for sender_id, ssrc in choice.items() if ssrc is None}
     if suspended != receiver.bwe_suspended:
         receiver.bwe_suspended = suspended

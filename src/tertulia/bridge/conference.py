@@ -454,7 +454,10 @@ class Conference:
             return
         sender = self.endpoints.get(stream.source[0])
         if sender is not None:
-            self.request_keyframe(sender, now, stream.role)
+            # the layer this receiver gets (or waits for), not whichever layer the sender's
+            # media names: a key frame of another layer would not unfreeze this receiver
+            wanted = stream.target if stream.waiting_for_keyframe else stream.source[1]
+            self.request_keyframe(sender, now, stream.role, wanted)
 
     def _forward_sender_report(self, sender: Endpoint, report: SenderReport, now: float
                                ) -> None:

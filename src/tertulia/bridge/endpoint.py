@@ -242,8 +242,12 @@ class Endpoint(Sender):
         self.probe_wanted: float | None = None  # bit/s its layers would take, when above
         # Pacing (bridge/pacer.py): with a send-side estimate and a timer to drain the queue.
         self.pacer: Pacer[Paced] = Pacer()
+        self.committed_bps = 0.0  # what its allocation sends it: audio and chosen layers
         self._schedule = schedule if self.sendside is not None else None
         self._pace_pending = False
+        self._queued_switch: dict[int, int] = {}
+        self._rtx_tokens = 0.0
+        self._rtx_at = now
 
     def identify(
         self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]

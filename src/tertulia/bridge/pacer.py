@@ -30,6 +30,7 @@ estimate covers only part of what they get) the pacer is off and costs one attri
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 PACING_FACTOR = 2.5  # libwebrtc's kDefaultPaceMultiplier
@@ -146,6 +147,15 @@ class Pacer(Generic[T]):
         _at, dropped_size, dropped = victim.popleft()
         self.queued_bytes -= dropped_size
         self.dropped += 1
+        return dropped
+
+    def discard(self, match: Callable[[T], bool]) -> int:
+        """Drop the waiting (non-priority) items ``match`` picks; returns how many."""
+        kept = [entry for entry in self.queue if not match(entry[2])]
+        dropped = len(self.queue) - len(kept)
+        if dropped:
+            self.queue = deque(kept)
+            self.queued_bytes = sum(size for _at, size, _item in (*self.queue, *self.priority))
         return dropped
 
     def due(self, now: float) -> list[T]:

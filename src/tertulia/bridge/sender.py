@@ -23,6 +23,7 @@ IP_UDP_OVERHEAD = 28  # IPv4 + UDP header bytes per datagram (what a link carrie
 # AES_CM_128_HMAC_SHA1_80, RFC 3711 §8.2) and IP/UDP; send-side estimates are link rates.
 WIRE_OVERHEAD = 10 + IP_UDP_OVERHEAD
 Transmit = Callable[[bytes, Address], None]
+RTX_WINDOW = 0.5  # seconds of the estimate that retransmissions may take at once
 # Call a function with the clock's time after a delay in seconds (the event loop's timer).
 Schedule = Callable[[float, Callable[[float], None]], None]
 
@@ -38,6 +39,7 @@ class Paced(NamedTuple):
     payload: bytes = b""
     twcc_at: int = -1
     rtx: bool = False
+    switches: int = 0  # the stream's SlotStream.switches when it was queued
 
 
 
@@ -58,6 +60,9 @@ class EndpointStats:
     remb_received: int = 0
     twcc_sent: int = 0
     twcc_received: int = 0  # transport-wide feedback about what the bridge sends it
+    rtx_before_switch: int = 0  # NACKs for packets of a layer the slot has left
+    rtx_limited: int = 0  # retransmissions not sent: over the estimate (Sender.retransmit)
+    paced_discarded: int = 0  # waiting packets of a layer the slot has switched away from
     dropped: dict[str, int] = field(default_factory=dict)
 
     def drop(self, reason: str) -> None:
@@ -80,6 +85,9 @@ class Sender:
     _transmit: Transmit
     _schedule: Schedule | None
     _pace_pending: bool
+    _queued_switch: dict[int, int]  # slot SSRC -> SlotStream.switches of its last queued
+    _rtx_tokens: float
+    _rtx_at: float
 
     # -- sending to this endpoint ----------------------------------------------------------
 
@@ -117,7 +125,12 @@ class Sender:
             if stream.kind == "audio":
                 pacer.count(size, now)
             elif not pacer.admit(size, now):
-                self._queue(Paced(packet, stream, seq, stamped, payload, twcc_at), size, now)
+                switches = stream.switches
+                if self._queued_switch.get(stream.ssrc, switches) != switches:
+                    self._discard_switched(stream, switches)
+                self._queued_switch[stream.ssrc] = switches
+                self._queue(Paced(packet, stream, seq, stamped, payload, twcc_at,
+                                  switches=switches), size, now)
                 return
         self._send_rtp(packet, stream, seq, now, stamped, payload, twcc_at)
 
@@ -147,6 +160,14 @@ class Sender:
         if self.pacer.push(item, size, now, priority=priority) is not None:
             self.stats.drop("pacer-queue-full")
         self._wake(now)
+
+    def _discard_switched(self, stream: SlotStream, switches: int) -> None:
+        """The slot moved to another layer or source, which starts with a key frame: what
+        still waits of the one before is late, and sending it would only delay the key frame
+        on a link that is already full (the layer went down to fit it). The receiver sees a
+        gap in sequence numbers just before a key frame, which it gets over at once."""
+        self.stats.paced_discarded += self.pacer.discard(
+            lambda item: item.stream is stream and not item.rtx and item.switches != switches)
 
     def _wake(self, now: float) -> None:
         if self._pace_pending or self._schedule is None:
@@ -206,17 +227,43 @@ class Sender:
         if self.addr is None or self.srtp is None:
             return
         pacer = self.pacer
+        # The first sequence number of the layer or source the slot shows now: what came
+        # before ends at the key frame that started it, and the receiver gets over that gap
+        # without it (it decodes from the key frame).
+        start = (stream.first_seq + stream.seq_offset) & 0xFFFF
         for seq in seqs:
+            if ((seq - start + 0x8000) & 0xFFFF) - 0x8000 < 0 and stream.kind == "video":
+                self.stats.rtx_before_switch += 1
+                continue
             plain = stream.history.get(seq, now)
             if plain is None:
                 self.stats.nack_misses += 1
                 continue
             if pacer.rate:
                 size = len(plain) + 2 + WIRE_OVERHEAD
+                if not self._rtx_allowed(size, now):
+                    self.stats.rtx_limited += 1
+                    continue
                 if not pacer.admit(size, now):
                     self._queue(Paced(plain, stream, seq, rtx=True), size, now, priority=True)
                     continue
             self._resend(stream, plain, now)
+
+    def _rtx_allowed(self, size: int, now: float) -> bool:
+        """Retransmissions may use up to the estimate (a token bucket holding RTX_WINDOW of
+        it), as libwebrtc limits its own (the RateLimiter on RTPSender::ReSendPacket, at the
+        target rate): on a full link, answering every NACK feeds the loss that caused it."""
+        sendside = self.sendside
+        if sendside is None:
+            return True
+        rate = sendside.value() / 8
+        tokens = min(self._rtx_tokens + max(now - self._rtx_at, 0.0) * rate, rate * RTX_WINDOW)
+        self._rtx_at = now
+        if tokens < size:
+            self._rtx_tokens = tokens
+            return False
+        self._rtx_tokens = tokens - size
+        return True
 
     def _resend(self, stream: SlotStream, plain: bytes, now: float) -> None:
         assert self.srtp is not None and self.addr is not None

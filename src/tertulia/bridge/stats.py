@@ -211,7 +211,10 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                     "delay_ms": round(endpoint.pacer.delay(now) * 1000, 1),
                     "paced_packets": endpoint.pacer.sent_paced,
                     "dropped": endpoint.pacer.dropped,
+                    "discarded_on_switch": endpoint.stats.paced_discarded,
                 },
+                "retransmissions": endpoint.stats.rtx_sent,
+                "retransmissions_limited": endpoint.stats.rtx_limited,
                 "layers": layers,
             })
     return out
