@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from tertulia.accept import Acceptor
 from tertulia.bridge.bridge import Bridge
-from tertulia.signal.session import Hub
+from tertulia.signal.hub import Hub
 
 BRIDGE_GAUGES = {
     "conferences": "Conferences on this bridge",

@@ -26,7 +26,7 @@ from tertulia.metrics import SignalCollector, add_metrics_route
 from tertulia.registry import Registry, ShardRecord, open_registry
 from tertulia.registry.heartbeat import Heartbeat
 from tertulia.signal import app as signal_app
-from tertulia.signal.session import Hub
+from tertulia.signal.hub import Hub
 from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger("tertulia.shard")

@@ -14,9 +14,10 @@ from aiohttp import WSMsgType, web
 
 from tertulia.focus.focus import Focus
 from tertulia.protocol.messages import normalize_room
+from tertulia.signal.hub import Hub
 from tertulia.signal.limits import Limits
 from tertulia.signal.rooms import Rooms
-from tertulia.signal.session import Hub, Session
+from tertulia.signal.session import Session
 from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
