@@ -108,6 +108,8 @@ class SignalCollector(Collector):
             ("auth_failures", "Joins refused for a bad token or password"),
             ("knocks", "Lobby knocks"),
             ("idle_closed", "Signalling WebSockets closed for sitting silent outside a room"),
+            ("forwarded_malformed",
+             "X-Forwarded-For headers from trusted proxies ignored as malformed"),
         ):
             yield CounterMetricFamily(f"tertulia_signal_{key}", doc,
                                       value=float(self.hub.counters[key]))

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tertulia.focus.focus import Focus
+from tertulia.signal.forwarded import Throttle, TrustedProxies
 from tertulia.signal.limits import KeyedLimiter, Limits
 from tertulia.signal.rooms import Rooms
 from tertulia.signal.tokens import TokenVerifier
+
+log = logging.getLogger("tertulia.signal")
 
 
 @dataclass
@@ -41,6 +45,10 @@ class Hub:
     region_header: str = "X-Proxy-Region"
     shard_id: str = ""  # named in `welcome` when set (a shard of a cluster)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # offers waiting on a bridge
+    # Reverse proxies whose X-Forwarded-For names the client (docs/security.md); none: the
+    # socket's peer is the client.
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    forwarded_log: Throttle = field(default_factory=Throttle)
 
     def __post_init__(self) -> None:
         self.join_limiter = KeyedLimiter(
@@ -50,3 +58,18 @@ class Hub:
             self.limits.password_guesses_per_minute_per_address / 60.0,
             self.limits.password_guesses_per_minute_per_address,
         )
+
+    def client_address(self, peer: str | None, forwarded: Sequence[str]) -> str:
+        """The key of the per-address limits for a request from ``peer`` carrying these
+        ``X-Forwarded-For`` fields. A trusted proxy's malformed header is ignored (the
+        proxy's own address is used), counted, and logged at most once per 10 s."""
+        resolved = self.trusted_proxies.client_address(peer, forwarded)
+        if resolved.malformed:
+            self.counters["forwarded_malformed"] += 1
+            count = self.forwarded_log.note(self.clock())
+            if count:
+                log.warning("ignored %d malformed X-Forwarded-For header(s) from a trusted "
+                            "proxy since the last report; limits applied to the proxy's "
+                            "address instead", count)
+            log.debug("malformed X-Forwarded-For from %s: %r", peer, list(forwarded)[:4])
+        return resolved.address
