@@ -51,16 +51,13 @@ def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
     for entry in entries:
         text = entry.strip()
         try:
-            networks.append(ipaddress.ip_network(text, strict=True))
-            continue
-        except ValueError:
-            pass
-        try:
-            loose = ipaddress.ip_network(text, strict=False)
+            network = ipaddress.ip_network(text, strict=False)
         except ValueError:
             raise ValueError(f"{text!r} is not an IP address or CIDR block "
                              "(e.g. 10.0.0.5, 10.0.0.0/24, ::1)") from None
-        raise ValueError(f"{text!r} has host bits set; did you mean {loose}?")
+        if ipaddress.ip_interface(text).ip != network.network_address:
+            raise ValueError(f"{text!r} has host bits set; did you mean {network}?")
+        networks.append(network)
     return tuple(networks)
 
 
