@@ -25,8 +25,8 @@ class Client:
         self._changed = asyncio.Event()
         self.closed = asyncio.Event()
 
-    async def connect(self) -> Client:
-        self.ws = await self.http.ws_connect(self.url)
+    async def connect(self, headers: dict[str, str] | None = None) -> Client:
+        self.ws = await self.http.ws_connect(self.url, headers=headers)
         self._reader = asyncio.create_task(self._read())
         return self
 

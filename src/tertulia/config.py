@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tertulia.signal.forwarded import TrustedProxies
 from tertulia.signal.limits import Limits
 from tertulia.signal.tokens import TokenSettings, TokenVerifier
 
@@ -58,6 +59,8 @@ class Settings:
     connections_per_address: int = _LIMITS.connections_per_address
     request_timeout: float = _LIMITS.request_timeout
     idle_socket_timeout: float = _LIMITS.idle_socket_timeout
+    # reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client
+    trusted_proxies: tuple[str, ...] = ()
     # room tokens (JWT); enabled when a secret or a public key is configured
     token_secret: str = ""
     token_public_key_file: str = ""
@@ -111,6 +114,9 @@ class Settings:
     def limits(self) -> Limits:
         values = {f.name: getattr(self, f.name) for f in fields(Limits) if hasattr(self, f.name)}
         return Limits(**values)
+
+    def proxies(self) -> TrustedProxies:
+        return TrustedProxies.parse(self.trusted_proxies)
 
     def token_settings(self) -> TokenSettings:
         public_key = None
@@ -220,6 +226,10 @@ def validate(settings: Settings) -> Settings:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive")
     _validate_cluster(settings)
+    try:
+        settings.proxies()
+    except ValueError as exc:
+        raise ConfigError(f"trusted_proxies: {exc}") from exc
     if settings.resume_grace < 0:
         raise ConfigError("resume_grace must not be negative")
     if settings.token_public_key_file and not Path(settings.token_public_key_file).is_file():

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from tertulia.accept import Acceptor
 from tertulia.bridge.bridge import Bridge
-from tertulia.signal.session import Hub
+from tertulia.signal.hub import Hub
 
 BRIDGE_GAUGES = {
     "conferences": "Conferences on this bridge",
@@ -108,6 +108,8 @@ class SignalCollector(Collector):
             ("auth_failures", "Joins refused for a bad token or password"),
             ("knocks", "Lobby knocks"),
             ("idle_closed", "Signalling WebSockets closed for sitting silent outside a room"),
+            ("forwarded_malformed",
+             "X-Forwarded-For headers from trusted proxies ignored as malformed"),
         ):
             yield CounterMetricFamily(f"tertulia_signal_{key}", doc,
                                       value=float(self.hub.counters[key]))

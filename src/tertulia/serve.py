@@ -74,6 +74,7 @@ def build(
         slots=settings.slots,
         limits=settings.limits(),
         tokens=TokenVerifier(settings.token_settings()),
+        trusted_proxies=settings.proxies(),
     )
 
     hub.ice_servers = turn.provider(settings)

@@ -8,62 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.cluster_procs import Proc, processes, wait_http
+from tests.haproxy import haproxy
 from tests.netlab import netlab
 from tests.server import free_port
 from tests.wsclient import Client
 
 pytestmark = pytest.mark.timeout(120)
 
-CONFIG = Path(__file__).resolve().parent.parent.parent / "deploy" / "haproxy.cfg"
 ROOMS = 24
 SHARD_PORT = 8000  # each shard has its own address, so both use the deploy port
 LIMITS = {"TERTULIA_JOINS_PER_SECOND_PER_ADDRESS": "1000",
           "TERTULIA_JOIN_BURST_PER_ADDRESS": "1000",
           "TERTULIA_CONNECTIONS_PER_ADDRESS": "1000"}
-
-
-@contextmanager
-def haproxy(port: int, shards: dict[str, str], forced: dict[str, str]) -> Iterator[str]:
-    """``shards``: server name → "address:port" of that shard (in its own namespace)."""
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not Path(binary).exists():
-        pytest.skip("haproxy is not installed (scripts/install-system-deps.sh)")
-    with tempfile.TemporaryDirectory() as tmp:
-        rooms_map = Path(tmp) / "rooms.map"
-        rooms_map.write_text("".join(f"{room} {server}\n" for room, server in forced.items()))
-        text = CONFIG.read_text()
-        text = text.replace("/etc/haproxy/tertulia-rooms.map", str(rooms_map))
-        text = text.replace("bind :80", f"bind 127.0.0.1:{port}")
-        text = text.replace("maxconn 50000", "maxconn 1000")  # within this machine's fd limit
-        text = re.sub(r"(?m)^    server shard(\d) \S+$",
-                      lambda m: f"    server shard{m[1]} {shards['shard' + m[1]]}", text)
-        assert all(f"    server {name} {where}\n" in text for name, where in shards.items())
-        cfg = Path(tmp) / "haproxy.cfg"
-        cfg.write_text(text)
-        check = subprocess.run([binary, "-c", "-f", str(cfg)], capture_output=True, timeout=10)
-        assert check.returncode == 0, check.stderr.decode()
-        with open(Path(tmp) / "haproxy.log", "wb") as log:
-            proc = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=log,
-                                    stderr=subprocess.STDOUT)
-            try:
-                yield f"127.0.0.1:{port}"
-            finally:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 async def join(http: aiohttp.ClientSession, front: str, room: str, name: str) -> Client:

@@ -147,6 +147,23 @@ def test_nginx_upgrades_both_websockets() -> None:
     assert "listen 443 ssl;" in text and "ssl_certificate " in text
 
 
+def test_nginx_sends_the_client_address_from_every_proxied_location() -> None:
+    """proxy_set_header is inherited only by locations that set none themselves: each one that
+    does must repeat X-Forwarded-For, or the signal server's limits see 127.0.0.1 for all."""
+    text = (DEPLOY / "nginx" / "tertulia.conf").read_text()
+    forwarded = "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;"
+    server = text.split("listen 443 ssl;", 1)[1]
+    location = re.compile(r"(?m)^ *location ([^{\n]*)\{([^}]*)\}")
+    first = location.search(server)
+    assert first is not None and forwarded in server[:first.start()]  # the server's own
+    blocks = location.findall(server)
+    proxied = [(where, body) for where, body in blocks if "proxy_pass" in body]
+    assert {where.strip() for where, _ in proxied} >= {"= /ws", "/bridge/ws/", "/worker/", "/"}
+    for where, body in proxied:
+        if "proxy_set_header" in body:
+            assert forwarded in body, where
+
+
 def test_coturn_config_uses_rest_api_secret_and_denies_private_peers() -> None:
     lines = {
         line.strip() for line in (DEPLOY / "coturn" / "turnserver.conf").read_text().splitlines()

@@ -26,7 +26,7 @@ from tertulia.metrics import SignalCollector, add_metrics_route
 from tertulia.registry import Registry, ShardRecord, open_registry
 from tertulia.registry.heartbeat import Heartbeat
 from tertulia.signal import app as signal_app
-from tertulia.signal.session import Hub
+from tertulia.signal.hub import Hub
 from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger("tertulia.shard")
@@ -64,7 +64,7 @@ def build(settings: Settings, registry: Registry | None = None) -> ShardProcess:
     hub = signal_app.add_routes(
         app, focus, slots=settings.slots, limits=settings.limits(),
         tokens=TokenVerifier(settings.token_settings()), shard=True,
-        region_header=settings.region_header,
+        region_header=settings.region_header, trusted_proxies=settings.proxies(),
     )
     hub.shard_id = shard_id
     add_metrics_route(app, SignalCollector(hub), ShardCollector(focus, pool))

@@ -14,9 +14,12 @@ from aiohttp import WSMsgType, web
 
 from tertulia.focus.focus import Focus
 from tertulia.protocol.messages import normalize_room
+from tertulia.signal.forwarded import HEADER as FORWARDED_FOR
+from tertulia.signal.forwarded import TrustedProxies
+from tertulia.signal.hub import Hub
 from tertulia.signal.limits import Limits
 from tertulia.signal.rooms import Rooms
-from tertulia.signal.session import Hub, Session
+from tertulia.signal.session import Session
 from tertulia.signal.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -134,7 +137,7 @@ class SignalSocket(web.WebSocketResponse):
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
-    address = request.remote or "unknown"
+    address = hub.client_address(request.remote, request.headers.getall(FORWARDED_FOR, []))
     if hub.per_address[address] >= hub.limits.connections_per_address:
         hub.counters["rate_limited"] += 1
         return web.json_response(
@@ -227,12 +230,14 @@ def add_routes(
     tokens: TokenVerifier,
     shard: bool = False,
     region_header: str = "X-Proxy-Region",
+    trusted_proxies: TrustedProxies | None = None,
 ) -> Hub:
     rooms = Rooms(chat_history=limits.chat_history)
     def loop_call_later(delay: float, fn: Callable[[], None]) -> Any:
         return (asyncio.get_running_loop().call_later(delay, fn))
     hub = Hub(rooms, focus, limits, tokens, slots, loop_call_later, require_room_param=shard,
-              region_header=region_header)
+              region_header=region_header,
+              trusted_proxies=trusted_proxies or TrustedProxies())
     app[HUB_KEY] = hub
     focus.on_media_lost = media_lost(rooms)
     focus.on_renegotiate = renegotiate(rooms)

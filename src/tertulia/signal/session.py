@@ -1,5 +1,7 @@
 """One signalling connection: joining (tokens, password, lobby, resume), media, controls.
 
+Moderator actions live in moderation.py (a mixin), what sessions share in hub.py.
+
 The WebSocket shell (app.py) feeds text frames to :meth:`Session.handle` and delivers what
 lands in the session's queue. Everything here runs synchronously on the event loop; the only
 timers are the resume grace periods, scheduled through ``Hub.call_later``.
@@ -11,12 +13,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from tertulia.focus.focus import Focus, FocusError
+from tertulia.focus.focus import FocusError
 from tertulia.protocol.messages import (
     ProtocolError,
     Request,
@@ -24,66 +24,26 @@ from tertulia.protocol.messages import (
     clean_text,
     parse_client_message,
 )
-from tertulia.signal.limits import AbuseMeter, KeyedLimiter, Limits, TokenBucket
+from tertulia.signal.hub import Hub
+from tertulia.signal.limits import AbuseMeter, TokenBucket
+from tertulia.signal.moderation import MODERATOR_ACTIONS, ModeratorActions
 from tertulia.signal.rooms import (
     MODERATOR,
     Knock,
     Participant,
     Room,
-    Rooms,
     chat_message,
     new_participant_id,
 )
 from tertulia.signal.sharding import check_room_param
-from tertulia.signal.tokens import TokenError, TokenVerifier
+from tertulia.signal.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
-MODERATOR_ACTIONS = {
-    "lobby-admit", "lobby-deny", "set-lobby", "set-password", "grant-moderator",
-    "mute-participant", "mute-all", "ask-unmute", "kick", "end-meeting",
-}
 OPEN_BEFORE_JOIN = {"join", "ping", "leave"}
 
 
-@dataclass
-class Hub:
-    """What all sessions of one signal server share."""
-
-    rooms: Rooms
-    focus: Focus
-    limits: Limits
-    tokens: TokenVerifier
-    slots: int
-    call_later: Callable[[float, Callable[[], None]], Any]
-    clock: Callable[[], float] = time.monotonic
-    join_limiter: KeyedLimiter = field(init=False)
-    guess_limiter: KeyedLimiter = field(init=False)
-    # open connections' close callbacks, so shutdown can close them all at once
-    connections: dict[int, Callable[[int], None]] = field(default_factory=dict)
-    # joins, messages, rate_limited, auth_failures, knocks, resumes (for /metrics)
-    counters: Counter[str] = field(default_factory=Counter)
-    per_address: Counter[str] = field(default_factory=Counter)  # open WebSockets by address
-    # participant id -> RTCIceServer dicts for its welcome (TURN credentials; see turn.py)
-    ice_servers: Callable[[str], list[dict[str, Any]]] = field(default=lambda _pid: [])
-    # Sharding (docs/operations.md): a shard refuses joins whose room differs from the /ws
-    # URL's `room` parameter, which the front hashes on; a shard also requires the parameter.
-    require_room_param: bool = False
-    region_header: str = "X-Proxy-Region"
-    shard_id: str = ""  # named in `welcome` when set (a shard of a cluster)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # offers waiting on a bridge
-
-    def __post_init__(self) -> None:
-        self.join_limiter = KeyedLimiter(
-            self.limits.joins_per_second_per_address, self.limits.join_burst_per_address
-        )
-        self.guess_limiter = KeyedLimiter(
-            self.limits.password_guesses_per_minute_per_address / 60.0,
-            self.limits.password_guesses_per_minute_per_address,
-        )
-
-
-class Session:
+class Session(ModeratorActions):
     """One WebSocket client: at most one participant (or one knock), one offer."""
 
     def __init__(
@@ -404,94 +364,6 @@ class Session:
         if room.set_hand(me, request.data["raised"]):
             room.broadcast(room.hands_message())
             self.hub.rooms.update(me, include_self=True)
-
-    # -- moderator actions ----------------------------------------------------------------
-
-    def _target(self, request: Request, room: Room) -> Participant:
-        target = room.participants.get(request.data["participant"])
-        if target is None:
-            raise ProtocolError("no-such-participant", "no such participant", request.ref)
-        return target
-
-    def _knock_of(self, request: Request, room: Room) -> Knock:
-        knock = room.knocks.get(request.data["knock"])
-        if knock is None:
-            raise ProtocolError("no-such-knock", "nobody is waiting with that id", request.ref)
-        return knock
-
-    def on_lobby_admit(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        self._knock_of(request, room).admit()
-
-    def on_lobby_deny(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        message = request.get("message")
-        self._knock_of(request, room).deny(clean_text(message, 200) if message else None)
-
-    def on_set_lobby(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        room.lobby = request.data["enabled"]
-        room.broadcast({"type": "room-updated", "roomState": room.state()})
-        if not room.lobby:
-            for knock in list(room.knocks.values()):
-                knock.admit()
-
-    def on_set_password(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        password = request.data["password"]
-        if password is not None and not password:
-            raise ProtocolError("bad-message", "use null to clear the password", request.ref)
-        room.password = password
-        room.broadcast({"type": "room-updated", "roomState": room.state()})
-
-    def on_grant_moderator(self, request: Request, me: Participant, room: Room,
-                           now: float) -> None:
-        target = self._target(request, room)
-        if not target.is_moderator:
-            target.role = MODERATOR
-            self.hub.rooms.update(target, include_self=True)
-            for knock in room.knocks.values():
-                target.outbox({"type": "knock", "knock": {"id": knock.id, "name": knock.name}})
-
-    def _force_mute(self, target: Participant, kind: str, room: Room, by: str) -> None:
-        target.forced_mute.add(kind)
-        setattr(target, "audio_muted" if kind == "audio" else "video_muted", True)
-        self.hub.focus.set_blocked(room.name, target.id, kind, True)
-        target.outbox({"type": "muted-by-moderator", "kind": kind, "by": by})
-        self.hub.rooms.update(target, include_self=True)
-
-    def on_mute_participant(self, request: Request, me: Participant, room: Room,
-                            now: float) -> None:
-        self._force_mute(self._target(request, room), request.data["kind"], room, me.id)
-
-    def on_mute_all(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        for target in list(room.participants.values()):
-            if target is not me:
-                self._force_mute(target, request.data["kind"], room, me.id)
-
-    def on_ask_unmute(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        message = {"type": "unmute-requested", "by": me.id}
-        if request.get("participant") is not None:
-            self._target(request, room).outbox(message)
-        else:
-            room.broadcast(message, exclude=me.id)
-
-    def on_kick(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        target = self._target(request, room)
-        message = request.get("message")
-        target.outbox({"type": "kicked", "by": me.id,
-                       "message": clean_text(message, 200) if message else None})
-        disconnect = target.disconnect
-        self.hub.focus.leave(room.name, target.id)
-        self.hub.rooms.leave(target, "kicked")
-        disconnect()
-
-    def on_end_meeting(self, request: Request, me: Participant, room: Room, now: float) -> None:
-        for knock in list(room.knocks.values()):
-            knock.deny("the meeting has ended")
-        for target in list(room.participants.values()):
-            target.outbox({"type": "meeting-ended", "by": me.id})
-        for target in list(room.participants.values()):
-            disconnect = target.disconnect
-            self.hub.focus.leave(room.name, target.id)
-            self.hub.rooms.leave(target, "meeting-ended")
-            disconnect()
 
     # -- closing --------------------------------------------------------------------------
 

@@ -63,7 +63,8 @@ def build(settings: Settings, server_tls: ServerTls | None = None) -> WorkersSer
     app.router.add_get("/about/bridge/endpoints", _endpoints)
     app.router.add_get("/about/bridge/health", _health)
     hub = signal_app.add_routes(app, focus, slots=settings.slots, limits=settings.limits(),
-                                tokens=TokenVerifier(settings.token_settings()))
+                                tokens=TokenVerifier(settings.token_settings()),
+                                trusted_proxies=settings.proxies())
     hub.ice_servers = turn.provider(settings)
     signal_metrics = SignalCollector(hub)
     add_metrics_route(app, signal_metrics, ShardCollector(focus, pool),
