@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 RECEIVERS = ("slow", "steady")
+# "limiting": from the limit until the switch down has settled (older timelines call all of
+# that "limited"); "limited": the window the test checks
+PHASES = {"open": 0.0, "limiting": 0.5, "limited": 1.0, "lifted": 2.0}
 
 
 def series(rows: list[dict[str, Any]], name: str) -> list[dict[str, float]]:
@@ -38,7 +41,7 @@ def series(rows: list[dict[str, Any]], name: str) -> list[dict[str, float]]:
             "t": t, "width": float(view["width"]), "kbps": kbps,
             "received": float(received), "lost": float(lost),
             "estimate": float(estimate) / 1000 if estimate else 0.0,
-            "phase": {"open": 0.0, "limited": 1.0, "lifted": 2.0}[row["phase"]],
+            "phase": PHASES.get(row["phase"], -1.0),
         })
     return out
 
@@ -49,7 +52,7 @@ def phase_table(data: dict[str, Any]) -> str:
         "| phase | receiver | width (px) | video kbit/s (mean) | loss | estimate kbit/s (last) |",
         "|---|---|---|---|---|---|",
     ]
-    for phase, code in (("open", 0.0), ("limited", 1.0), ("lifted", 2.0)):
+    for phase, code in PHASES.items():
         for name in RECEIVERS:
             points = [p for p in series(rows, name) if p["phase"] == code]
             if len(points) < 2:
@@ -82,7 +85,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
                      label=f"{name} estimate")
         lost = [p["lost"] for p in points]
         axes[2].plot(t, lost, color=colour, label=name)
-    for phase, label in (("limited", f"limit {data.get('limit', '')}"), ("lifted", "lifted")):
+    for phase, label in (("limiting", f"limit {data.get('limit', '')}"),
+                         ("limited", "settled"), ("lifted", "lifted")):
         start = next((r["t"] for r in data["rows"] if r["phase"] == phase), None)
         if start is not None:
             for ax in axes:
@@ -109,8 +113,9 @@ def main() -> None:
     table = phase_table(data)
     args.out.with_suffix(".md").write_text(
         f"# Throttled link ({data.get('limit')})\n\n"
-        f"Back to {data.get('baseline_width')} px wide {data.get('recovery_s')} s after the "
-        f"limit was lifted.\n\n{table}\n\n![timeline]({args.out.name}.png)\n"
+        f"Back to {data.get('recovery_width', data.get('baseline_width'))} px wide "
+        f"{data.get('recovery_s')} s after the limit was lifted.\n\n{table}\n\n"
+        f"![timeline]({args.out.name}.png)\n"
     )
     plot(data, args.out.with_suffix(".png"))
     print(table)

@@ -316,10 +316,11 @@ async def scenario(timeline: Timeline, dev: str) -> None:
     await timeline.watch(2)
     baseline = width("slow", row)
 
-    timeline.phase = "limited"
+    timeline.phase = "limiting"  # the switch down: what was in flight meets the limit
     throttle(dev, LIMIT)
     await timeline.run_until(lambda r: width("slow", r) == LOW_WIDTH, 30)
     await timeline.watch(3)  # the switch settles
+    timeline.phase = "limited"
     limited = await timeline.watch(15)
     # The low layer, apart from short tries of the next one: probing finds a few kbit/s more
     # now and then, the bridge switches up, the next feedback shows the queue and it goes
@@ -350,4 +351,5 @@ async def scenario(timeline: Timeline, dev: str) -> None:
     print(f"back to {width('slow', row)} px wide (steady {width('steady', row)}) "
           f"{recovery:.1f} s after the limit went")
     await timeline.watch(3)
-    timeline.result = {"baseline_width": baseline, "recovery_s": round(recovery, 1)}
+    timeline.result = {"baseline_width": baseline, "recovery_width": width("slow", row),
+                       "recovery_s": round(recovery, 1)}
