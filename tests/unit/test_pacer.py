@@ -156,11 +156,17 @@ class Timers:
         self.now = max(self.now, end)
 
 
-def test_an_endpoint_paces_video_numbers_it_as_it_leaves_and_lets_audio_through() -> None:
+def paced_pair() -> tuple[Conference, Timers, Client, Client]:
+    """Alice (aiortc-like, REMB) and Bob (Chrome-like, transport-cc, with a pacer timer)."""
     conference = Conference("c1", bridge_ssrc=1)
     timers = Timers()
     alice = Client("alice", conference, 0.0)
     bob = Client("bob", conference, 0.0, offer=CHROME_RECEIVER, schedule=timers.schedule)
+    return conference, timers, alice, bob
+
+
+def test_an_endpoint_paces_video_numbers_it_as_it_leaves_and_lets_audio_through() -> None:
+    conference, timers, alice, bob = paced_pair()
     sendside = bob.endpoint.sendside
     assert sendside is not None
     video = [as_sender_pt(p, alice.endpoint.sending["video"].payload_type)

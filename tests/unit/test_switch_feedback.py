@@ -12,8 +12,7 @@ from tertulia.bridge.rtp.rtcp import GenericNack, Pli
 from tertulia.bridge.sender import RTX_WINDOW
 from tests.unit.golden import VIDEO, load, rid_ssrcs
 from tests.unit.test_conference import CHROME_SIMULCAST, Client, as_sender_pt, video_packets
-from tests.unit.test_downlink_twcc import CHROME_RECEIVER
-from tests.unit.test_pacer import Timers
+from tests.unit.test_pacer import paced_pair
 
 
 def padded(data: bytes) -> bytes:
@@ -68,10 +67,7 @@ def test_nacks_for_the_layer_the_slot_left_are_not_answered() -> None:
 
 
 def test_retransmissions_stay_within_the_estimate() -> None:
-    conference = Conference("c1", bridge_ssrc=1)
-    timers = Timers()
-    alice = Client("alice", conference, 0.0)
-    bob = Client("bob", conference, 0.0, offer=CHROME_RECEIVER, schedule=timers.schedule)
+    conference, timers, alice, bob = paced_pair()
     sendside = bob.endpoint.sendside
     assert sendside is not None
     pt = alice.endpoint.sending["video"].payload_type
@@ -94,10 +90,7 @@ def test_retransmissions_stay_within_the_estimate() -> None:
 
 
 def test_a_switch_drops_what_waits_of_the_old_layer() -> None:
-    conference = Conference("c1", bridge_ssrc=1)
-    timers = Timers()
-    alice = Client("alice", conference, 0.0)
-    bob = Client("bob", conference, 0.0, offer=CHROME_RECEIVER, schedule=timers.schedule)
+    conference, timers, alice, bob = paced_pair()
     pt = alice.endpoint.sending["video"].payload_type
     packets = [padded(as_sender_pt(p, pt)) for p in video_packets()[:40]]
     now = timers.now = 5.0

@@ -48,6 +48,7 @@ from tertulia.bridge.rtp.rtcp import (
     parse_rtcp,
     serialize_rtcp,
 )
+from tertulia.bridge.sender import TrafficStats
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.ice import IceCredentials, random_ice_string
 from tertulia.bridge.transport.relay_dtls import RelayDtls
@@ -129,22 +130,12 @@ class RelayedEndpoint(Endpoint):
 
 
 @dataclass(slots=True)
-class RelayStats:
-    rtp_in: int = 0
-    rtp_out: int = 0
-    rtcp_in: int = 0
-    rtcp_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
+class RelayStats(TrafficStats):
     messages_in: int = 0
     messages_out: int = 0
     keyframes_requested: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
     streams_in: dict[int, float] = field(default_factory=dict)  # ssrc -> last packet
     streams_out: dict[int, float] = field(default_factory=dict)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 def _live(streams: dict[int, float], now: float) -> int:

@@ -44,13 +44,24 @@ class Paced(NamedTuple):
 
 
 @dataclass(slots=True)
-class EndpointStats:
+class TrafficStats:
+    """Packets and bytes both ways, and what was dropped by reason: an endpoint's and a
+    relay's (relay_link.py) counters have these in common."""
+
     rtp_in: int = 0
     rtp_out: int = 0
     rtcp_in: int = 0
     rtcp_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+
+
+@dataclass(slots=True)
+class EndpointStats(TrafficStats):
     nacks_received: int = 0
     retransmissions: int = 0
     rtx_sent: int = 0
@@ -63,10 +74,6 @@ class EndpointStats:
     rtx_before_switch: int = 0  # NACKs for packets of a layer the slot has left
     rtx_limited: int = 0  # retransmissions not sent: over the estimate (Sender.retransmit)
     paced_discarded: int = 0  # waiting packets of a layer the slot has switched away from
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def drop(self, reason: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 
