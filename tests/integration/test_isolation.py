@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aioice import stun
 
-from tertulia.bridge.endpoint import MAX_SSRCS, Endpoint
+from tertulia.bridge.endpoint import MAX_ADDRS, MAX_SSRCS, Endpoint
 from tests.peers import Peer, allow_loopback_candidates, wait_until
 from tests.server import running_server
 
@@ -172,3 +172,45 @@ class _None:
 
 
 _NONE: Any = _None()
+
+
+async def test_valid_checks_from_many_ports_keep_a_bounded_set_of_addresses() -> None:
+    """A participant that knows its own ICE password can pass checks from any number of
+    ports; the bridge keeps answering on at most MAX_ADDRS of them (the address in use
+    among them), so its address table cannot be grown without bound."""
+    allow_loopback_candidates()
+    async with running_server() as server:
+        mal = Peer("mal", server.ws, "addresses", slots=1)
+        sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3 * MAX_ADDRS)]
+        try:
+            await mal.join()
+            bridge = server.bridge
+            assert await wait_until(lambda: any(
+                e.addr is not None for c in bridge.conferences.values()
+                for e in c.endpoints.values()), timeout=20)
+            (conference,) = bridge.conferences.values()
+            endpoint = conference.endpoints[mal.id]
+            in_use = endpoint.addr
+            user = f"{endpoint.creds.local_ufrag}:{endpoint.creds.remote_ufrag}"
+            key = endpoint.creds.local_pwd.encode()
+            media = ("127.0.0.1", server.settings.media_port)
+            for s in sockets:
+                s.bind(("127.0.0.1", 0))
+                s.setblocking(False)
+                check = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+                check.attributes["USERNAME"] = user
+                check.attributes["PRIORITY"] = 1
+                check.attributes["ICE-CONTROLLING"] = 7
+                check.add_message_integrity(key)
+                check.add_fingerprint()
+                s.sendto(bytes(check), media)
+            assert await wait_until(
+                lambda: bridge.counters["endpoint-addresses-dropped"] >= 2 * MAX_ADDRS,
+                timeout=10)
+            mine = [a for a, e in bridge.by_addr.items() if e is endpoint]
+            assert len(mine) == len(endpoint.valid_addrs) == MAX_ADDRS
+            assert in_use in mine and endpoint.addr == in_use  # no USE-CANDIDATE: not moved
+        finally:
+            for s in sockets:
+                s.close()
+            await mal.close()

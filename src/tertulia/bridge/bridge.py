@@ -376,8 +376,11 @@ class Bridge:
         if result.error is None:
             if endpoint.last_consent is None:
                 self.counters["ice-succeeded"] += 1
-            endpoint.accept_check(addr, result.nominated, self.clock())
+            dropped = endpoint.accept_check(addr, result.nominated, self.clock())
             self.by_addr[addr] = endpoint
+            if dropped is not None and self.by_addr.get(dropped) is endpoint:
+                del self.by_addr[dropped]
+                self.counters["endpoint-addresses-dropped"] += 1
 
     def _on_dtls(self, endpoint: Endpoint, data: bytes, addr: Address) -> None:
         if endpoint.on_dtls(data, addr):

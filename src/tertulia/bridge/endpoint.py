@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 # SSRCs an endpoint may use (declared and learned). A browser uses about ten: audio, three
 # simulcast layers and their RTX, a screen and its RTX; SSRCs beyond this are not forwarded.
 MAX_SSRCS = 64
-__all__ = ["IP_UDP_OVERHEAD", "MAX_SSRCS", "WIRE_OVERHEAD", "Address", "Endpoint",
+# Addresses an endpoint answers on (valid checks from each); beyond it the oldest is dropped.
+MAX_ADDRS = 8
+__all__ = ["IP_UDP_OVERHEAD", "MAX_ADDRS", "MAX_SSRCS", "WIRE_OVERHEAD", "Address", "Endpoint",
            "EndpointStats", "Paced", "Schedule", "SendingMedia", "Transmit"]
 
 
@@ -132,7 +134,9 @@ class Endpoint(Sender):
         self.created = now
         self.last_consent: float | None = None
         self.addr: Address | None = None
-        self.valid_addrs: set[Address] = set()
+        # addresses a valid check came from, oldest first (a dict keeps the order), at most
+        # MAX_ADDRS: a client has a few candidates, not one per port it can send from
+        self.valid_addrs: dict[Address, None] = {}
         self.closed = False
         self.stats = EndpointStats()
         self.channel_token = secrets.token_urlsafe(18)
@@ -310,12 +314,20 @@ class Endpoint(Sender):
     def connected(self) -> bool:
         return self.srtp is not None and self.addr is not None and not self.closed
 
-    def accept_check(self, addr: Address, nominated: bool, now: float) -> None:
-        """A valid connectivity check arrived from ``addr`` (also consent, RFC 7675 §5.1)."""
+    def accept_check(self, addr: Address, nominated: bool, now: float) -> Address | None:
+        """A valid connectivity check arrived from ``addr`` (also consent, RFC 7675 §5.1).
+        Returns an address this endpoint no longer answers on, when ``addr`` took its place
+        among the MAX_ADDRS it keeps (the oldest that is not the one in use)."""
         self.last_consent = now
-        self.valid_addrs.add(addr)
+        self.valid_addrs.pop(addr, None)
+        self.valid_addrs[addr] = None  # newest last
         if nominated or self.addr is None:
             self.addr = addr
+        if len(self.valid_addrs) <= MAX_ADDRS:
+            return None
+        oldest = next(a for a in self.valid_addrs if a != self.addr)
+        del self.valid_addrs[oldest]
+        return oldest
 
     def on_dtls(self, data: bytes, addr: Address) -> bool:
         """Feed a DTLS datagram; returns True when the handshake just completed."""
