@@ -60,6 +60,8 @@ class TemporalMeter:
             self.malformed += 1
             return 0
         tid = desc.tid or 0
+        if tid > self.top:  # a new layer counts at once; tick() lets an old one go
+            self.top = tid
         self.octets[tid] += size
         if desc.start_of_partition and desc.partition_id == 0:
             self.frames[tid] += 1
