@@ -242,3 +242,21 @@ def test_an_ambiguous_late_packet_of_a_dropped_frame_is_counted_as_a_gap() -> No
     seqs = sorted((p.sequence_number - out[0].sequence_number) & 0xFFFF for p in out)
     assert len(set(seqs)) == len(seqs)  # no number used twice
     assert seqs == [0, *range(2, len(seqs) + 1)]  # one hole, where packet 2 would be
+
+
+def test_meter_reads_the_tid_as_the_descriptor_parser_does() -> None:
+    from tests.unit.golden import VIDEO, load
+
+    meter = TemporalMeter()
+    for record in load(VIDEO):
+        if record.data[1] & 0x7F != 96:
+            continue
+        payload = record.data[payload_offset(record.data):]
+        assert meter.add(payload, len(record.data)) == (parse_vp8_descriptor(payload).tid or 0)
+    # every truncation of a descriptor is counted as malformed or read, never raised
+    packet = vp8_packet(1, 1, 300, 7, 2, True, start=True, marker=True, key=False)[12:]
+    for cut in range(6):
+        before = meter.malformed
+        meter.add(packet[:cut], cut)
+        assert meter.malformed == before + 1
+    assert meter.add(packet[:6], 6) == 2
