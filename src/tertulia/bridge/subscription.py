@@ -260,14 +260,16 @@ class SlotStream:
         elif ((seq - self.first_seq + 0x8000) & 0xFFFF) - 0x8000 < 0:  # seq_diff, inlined
             # Reordered packet from before the switch point: the receiver never saw that range.
             return None
-        seq_shift = pid_shift = 0
         tf = self.temporal
-        if tf is not None and payload:
+        if tf is None or not payload:  # the plain path: every packet of the source
+            pid_shift = 0
+            out_seq = (seq + self.seq_offset) & 0xFFFF
+        else:
             shifts = self._filter(tf, plain, seq, payload)
             if shifts is None:
                 return None
             seq_shift, pid_shift = shifts
-        out_seq = (seq + self.seq_offset - seq_shift) & 0xFFFF
+            out_seq = (seq + self.seq_offset - seq_shift) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
         octets = len(payload)
         descriptor = b""
@@ -375,7 +377,7 @@ class SlotStream:
                 self.pid_offset = (self.last_out_pid + 1 - desc.picture_id) % modulus
                 if desc.tl0picidx is not None and self.last_out_tl0 is not None:
                     self.tl0_offset = (self.last_out_tl0 + 1 - desc.tl0picidx) & 0xFF
-        pid_offset = (self.pid_offset - pid_shift) % modulus
+        pid_offset = (self.pid_offset - pid_shift) % modulus if pid_shift else self.pid_offset
         out_pid = (desc.picture_id + pid_offset) % modulus
         out_tl0 = None if desc.tl0picidx is None else (desc.tl0picidx + self.tl0_offset) & 0xFF
         self.last_out_pid = out_pid

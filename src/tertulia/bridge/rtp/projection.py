@@ -147,7 +147,7 @@ class TemporalFilter:
                 self.pids.drop(p)
             if self.highest_pid is None or p > self.highest_pid:
                 self.highest_pid = p
-                if len(self.frames) > FRAME_WINDOW:
+                if len(self.frames) > 2 * FRAME_WINDOW:  # (amortised: not every frame)
                     lowest = p - FRAME_WINDOW
                     for old in [f for f in self.frames if f <= lowest]:
                         del self.frames[old]
