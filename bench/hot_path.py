@@ -18,6 +18,9 @@ picture IDs are rewritten in every packet, as in a meeting where speakers and la
 then numbers and records every packet it sends them (send-side estimation, sendside.py).
 ``--paced`` turns on every transport-cc receiver's pacer (bridge/pacer.py) at a rate it never
 reaches, so the cost of the pacer's admission test shows without any packet waiting.
+``--max-frame-rate FPS`` has every receiver ask for at most FPS of the sender's camera: the
+bridge then forwards a temporal subset of the VP8 layer (rtp/projection.py), renumbering
+every packet it sends (15: T0+T1; 7.5: T0 only).
 ``--profile FILE`` writes a cProfile dump of the timed part (``python -m pstats FILE``);
 py-spy can attach to the process too (``--repeat`` makes it run longer).
 """
@@ -38,6 +41,7 @@ from pathlib import Path
 from pylibsrtp import Policy, Session
 
 from tertulia.bridge.conference import Conference
+from tertulia.bridge.constraints import parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint
 from tertulia.bridge.transport.dtls import DtlsCertificate
 from tertulia.bridge.transport.ice import IceCredentials
@@ -157,9 +161,13 @@ def build(receivers: int, twcc: bool = False
 
 def run(
     receivers: int, packets: int, profile: str | None, switched: bool = False,
-    twcc: bool = False, paced: bool = False,
+    twcc: bool = False, paced: bool = False, max_frame_rate: float | None = None,
 ) -> dict[str, float | int]:
     conference, sender, client_tx, others = build(receivers, twcc)
+    if max_frame_rate is not None:
+        for receiver in others:
+            receiver.constraints = parse_constraints(
+                {"defaultMaxFrameRate": max_frame_rate}, receiver.constraints)
     assert all((getattr(r, "sendside", None) is not None) == twcc for r in others)
     if paced:
         for receiver in others:
@@ -175,8 +183,16 @@ def run(
     srtp = sender.srtp
     assert srtp is not None
     warm = min(len(protected) // 10, 1500)  # layers learned, keyframes seen, slots started
+    tick = 0.0
     for t, data in protected[:warm]:
+        if max_frame_rate is not None and t >= tick:  # rates measured, TIDs allocated
+            conference.refresh_layers(t)
+            tick = t + 0.25
         conference.on_rtp(sender, srtp.unprotect_rtp(data), t, t)
+    if max_frame_rate is not None:
+        conference.refresh_layers(t)
+        assert all(video.max_tid is not None for r in others for _a, video in r.slots
+                   if video.source is not None and video.source[0] == "sender"), "no limit"
     out_before = sum(r.stats.rtp_out for r in others)
     timed = protected[warm:]
     profiler = cProfile.Profile() if profile else None
@@ -207,6 +223,7 @@ def run(
         "receivers": receivers,
         "switched": switched,
         "paced": paced,
+        "max_frame_rate": max_frame_rate,
         "packets_in": len(timed),
         "packets_out": forwarded,
         "cpu_s": round(cpu, 4),
@@ -228,10 +245,12 @@ def main() -> None:
                         help="receivers negotiate transport-cc: every packet numbered, recorded")
     parser.add_argument("--paced", action="store_true",
                         help="receivers' pacers on (never queueing): the admission cost")
+    parser.add_argument("--max-frame-rate", type=float,
+                        help="receivers ask for at most this frame rate: temporal subset")
     args = parser.parse_args()
     for receivers in args.receivers:
         results = [run(receivers, args.packets, args.profile, args.switched, args.twcc,
-                       args.paced)
+                       args.paced, args.max_frame_rate)
                    for _ in range(args.repeat)]
         best = sorted(results, key=lambda r: r["us_per_packet_out"])[len(results) // 2]
         best = dict(best)

@@ -40,7 +40,7 @@ def switched_viewer() -> tuple[Conference, Client, Client, float, int]:
         conference.on_rtp(chrome.endpoint, record.data, now)
     stream = viewer.endpoint.slots[0][1]
     assert stream.source == ("chrome", rid_ssrcs()["l"])
-    return conference, chrome, viewer, now, (stream.first_seq + stream.seq_offset) & 0xFFFF
+    return conference, chrome, viewer, now, stream.start_out_seq
 
 
 def test_a_receivers_key_frame_request_names_the_layer_it_gets() -> None:

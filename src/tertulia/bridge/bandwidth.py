@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tertulia.bridge.allocation import Layer, Source, allocate, total_rate
+from tertulia.bridge.allocation import Pick, Source, allocate, total_rate
 from tertulia.bridge.bwe import PROBE_EVERY, PROBE_SECONDS, probe_rate
 from tertulia.bridge.rtp.rtcp import ReceiverReport, RtcpPacket
+from tertulia.bridge.temporal_layers import layer_options
 
 if TYPE_CHECKING:
     from tertulia.bridge.conference import Conference
@@ -75,7 +76,8 @@ def pace(receiver: Endpoint, now: float) -> None:
 
 
 def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
-    """The camera sources ``receiver`` wants, highest priority first, with live layers."""
+    """The camera sources ``receiver`` wants, highest priority first, with their live
+    (spatial, temporal) options."""
     out: list[Source] = []
     on_stage = set(receiver.constraints.on_stage)
     for sender_id in receiver.wanted_videos:
@@ -87,17 +89,10 @@ def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
             ssrcs = media.layers(conference.now)
         else:
             ssrcs = [media.current_ssrc] if media.current_ssrc is not None else []
-        layers = tuple(
-            Layer(
-                ssrc,
-                media.layer_height.get(ssrc, 0),
-                media.rate[ssrc].bps if ssrc in media.rate else 0.0,
-            )
-            for ssrc in ssrcs
-        )
+        constraints = receiver.constraints
         out.append(
-            Source(sender_id, layers, receiver.constraints.max_height(sender_id),
-                   sender_id in on_stage)
+            Source(sender_id, layer_options(media, ssrcs), constraints.max_height(sender_id),
+                   sender_id in on_stage, constraints.max_frame_rate(sender_id))
         )
     return out
 
@@ -153,16 +148,16 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
             probe_rate(estimate, sending, ideal, now < receiver.probe_until) if PADDING else 0.0
         )
     pace(receiver, now)
-    suspended = {sender_id for sender_id, ssrc in choice.items() if ssrc is None}
+    suspended = {sender_id for sender_id, pick in choice.items() if pick is None}
     if suspended != receiver.bwe_suspended:
         receiver.bwe_suspended = suspended
         return True
     return False
 
 
-def _live(sources: list[Source], choice: dict[str, int | None]) -> bool:
-    layers = {s.sender_id: {layer.ssrc for layer in s.layers} for s in sources}
-    return all(ssrc is None or ssrc in layers.get(sid, ()) for sid, ssrc in choice.items())
+def _live(sources: list[Source], choice: dict[str, Pick | None]) -> bool:
+    layers = {s.sender_id: {layer.pick for layer in s.layers} for s in sources}
+    return all(pick is None or pick in layers.get(sid, ()) for sid, pick in choice.items())
 
 
 def pad(receiver: Endpoint, elapsed: float, now: float) -> None:

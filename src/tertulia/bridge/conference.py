@@ -28,8 +28,10 @@ from tertulia.bridge.rtp.rtcp import (
     TransportCC,
 )
 from tertulia.bridge.rtp.speaker import DominantSpeaker
+from tertulia.bridge.rtp.temporal import TemporalMeter
 from tertulia.bridge.rtp.vp8 import is_keyframe_start, keyframe_size
 from tertulia.bridge.subscription import SlotStream
+from tertulia.bridge.temporal_layers import max_tid
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +201,7 @@ class Conference:
             return
         stream.attach(sender.id, ssrc, media.extmap)
         stream.role = role
+        stream.set_max_tid(max_tid(receiver, media, sender.id))
 
     def _rebuild_fanout(self) -> None:
         fanout: dict[str, dict[str, list[tuple[Endpoint, SlotStream]]]] = {}
@@ -245,11 +248,16 @@ class Conference:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
         media.last_packet = now
+        payload = plain[payload_offset(plain) :]
         if media.kind == "video":
             meter = media.rate.get(ssrc)
             if meter is None:
                 meter = media.rate[ssrc] = RateMeter()
             meter.add(len(plain))
+            temporal = media.temporal.get(ssrc)
+            if temporal is None:
+                temporal = media.temporal[ssrc] = TemporalMeter()
+            temporal.add(payload, len(plain))  # once per packet, whoever receives it
         if media.blocked:
             sender.stats.drop("blocked-by-moderator")
             return
@@ -261,7 +269,6 @@ class Conference:
                 if ext_id == level_id and value:
                     self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
                     break
-        payload = plain[payload_offset(plain) :]
         if media.layered:
             media.last_seen[ssrc] = now
             if media.current_ssrc is None or ssrc not in media.layer_height:
@@ -311,9 +318,9 @@ class Conference:
         layers = media.layers(self.now)
         if not layers:
             return None
-        allocated = receiver.allocation.get(sender_id) if media.role == "video" else None
-        if allocated in layers:
-            return allocated
+        pick = receiver.allocation.get(sender_id) if media.role == "video" else None
+        if pick is not None and pick[0] in layers:
+            return pick[0]
         limit = receiver.constraints.max_height(sender_id) if media.role == "video" else -1
         if limit < 0:
             return layers[-1]
@@ -350,6 +357,8 @@ class Conference:
             if video is not None:
                 for meter in video.rate.values():
                     meter.tick(now)
+                for temporal in video.temporal.values():
+                    temporal.tick(now)
             endpoint.send_rate.tick(now)
             endpoint.audio_rate.tick(now)
         for receiver in self.endpoints.values():
@@ -363,7 +372,10 @@ class Conference:
             for stream in streams:
                 sender = self.endpoints.get(stream.source[0]) if stream.source else None
                 media = sender.sending.get(stream.role) if sender else None
-                if sender is None or media is None or not media.layered:
+                if sender is None or media is None:
+                    continue
+                stream.set_max_tid(max_tid(receiver, media, sender.id))
+                if not media.layered:
                     continue
                 target = self.choose_layer(receiver, media, sender.id)
                 if target is not None and target != stream.target:

@@ -2,8 +2,10 @@
 
 A client tells its bridge, over the bridge channel, how many videos it wants (last-N), which
 participants are on stage or selected, and the largest height it will show per participant
-(0 for a hidden or off-screen tile; -1 for no limit). Without simulcast the bridge can only
-forward a video or not; with layers the same constraints cap the layer (issue: media quality).
+(0 for a hidden or off-screen tile; -1 for no limit), and the highest frame rate it wants
+per participant (-1 for no limit; e.g. 15 for small tiles in a large grid). Without simulcast
+the bridge can only forward a video or not; with layers the same constraints cap the spatial
+layer, and a max frame rate caps the VP8 temporal layer (issue: media quality).
 
 Pure: validation and the selection rule, no I/O.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_IDS = 256
+MAX_FRAME_RATE = 240.0  # the largest frame rate a client may ask for (fps)
 
 
 class ConstraintsError(ValueError):
@@ -28,15 +31,29 @@ class ReceiverConstraints:
     selected: tuple[str, ...] = ()
     default_max_height: int = -1
     max_heights: dict[str, int] = field(default_factory=dict, hash=False)
+    default_max_frame_rate: float = -1.0  # -1: no limit
+    max_frame_rates: dict[str, float] = field(default_factory=dict, hash=False)
 
     def max_height(self, participant: str) -> int:
         return self.max_heights.get(participant, self.default_max_height)
+
+    def max_frame_rate(self, participant: str) -> float:
+        return self.max_frame_rates.get(participant, self.default_max_frame_rate)
 
 
 def _int(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ConstraintsError(f"field {name!r} must be an integer from {low} to {high}")
     return value
+
+
+def _frame_rate(value: Any, name: str) -> float:
+    """-1 (no limit) or a frame rate from 1 to MAX_FRAME_RATE; fractions allowed (7.5)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (value == -1 or 1 <= value <= MAX_FRAME_RATE)):
+        raise ConstraintsError(
+            f"field {name!r} must be -1 or a number from 1 to {MAX_FRAME_RATE:g}")
+    return float(value)
 
 
 def _ids(value: Any, name: str) -> tuple[str, ...]:
@@ -68,7 +85,19 @@ def parse_constraints(message: dict[str, Any], previous: ReceiverConstraints
         heights = {
             str(k)[:64]: _int(v, f"maxHeights.{str(k)[:20]}", -1, 4320) for k, v in raw.items()
         }
-    return ReceiverConstraints(last_n, on_stage, selected, default, heights)
+    default_fps = previous.default_max_frame_rate
+    if "defaultMaxFrameRate" in message:
+        default_fps = _frame_rate(message["defaultMaxFrameRate"], "defaultMaxFrameRate")
+    rates = dict(previous.max_frame_rates)
+    if "maxFrameRates" in message:
+        raw = message["maxFrameRates"]
+        if not isinstance(raw, dict) or len(raw) > MAX_IDS:
+            raise ConstraintsError(
+                f"field 'maxFrameRates' must map at most {MAX_IDS} ids to frame rates")
+        rates = {
+            str(k)[:64]: _frame_rate(v, f"maxFrameRates.{str(k)[:20]}") for k, v in raw.items()
+        }
+    return ReceiverConstraints(last_n, on_stage, selected, default, heights, default_fps, rates)
 
 
 def videos_to_forward(

@@ -18,6 +18,7 @@ from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, RttMeter, TwccRecor
 from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.pacer import Pacer
 from tertulia.bridge.rtp.history import PacketHistory
+from tertulia.bridge.rtp.temporal import TemporalMeter
 from tertulia.bridge.sender import (
     IP_UDP_OVERHEAD,
     WIRE_OVERHEAD,
@@ -78,6 +79,8 @@ class SendingMedia:
     last_seen: dict[int, float] = field(default_factory=dict)  # ssrc -> last packet time
     layer_height: dict[int, int] = field(default_factory=dict)  # ssrc -> keyframe height
     rate: dict[int, RateMeter] = field(default_factory=dict)  # ssrc -> its bit rate (video)
+    # ssrc -> bit and frame rates of its VP8 temporal layers (video; rtp/temporal.py)
+    temporal: dict[int, TemporalMeter] = field(default_factory=dict)
 
     @property
     def layered(self) -> bool:
@@ -176,7 +179,8 @@ class Endpoint(Sender):
         self.rtt = RttMeter()  # from its reception reports about the SRs we send it
         self.send_rate = RateMeter()
         self.audio_rate = RateMeter()  # audio sent to it, IP/UDP included: reserved first
-        self.allocation: dict[str, int | None] = {}  # sender id -> layer SSRC (None: off)
+        # sender id -> (layer SSRC, highest TID) it gets (None: off); allocation.py
+        self.allocation: dict[str, tuple[int, int] | None] = {}
         self.bwe_suspended: set[str] = set()  # senders whose video does not fit the estimate
         self.padding_bps = 0.0
         self.padding_credit = 0.0  # bytes of padding owed

@@ -237,9 +237,10 @@ class Sender:
         # The first sequence number of the layer or source the slot shows now: what came
         # before ends at the key frame that started it, and the receiver gets over that gap
         # without it (it decodes from the key frame).
-        start = (stream.first_seq + stream.seq_offset) & 0xFFFF
+        start = stream.start_out_seq
         for seq in seqs:
-            if ((seq - start + 0x8000) & 0xFFFF) - 0x8000 < 0 and stream.kind == "video":
+            if (stream.kind == "video" and stream.started
+                    and ((seq - start + 0x8000) & 0xFFFF) - 0x8000 < 0):
                 self.stats.rtx_before_switch += 1
                 continue
             plain = stream.history.get(seq, now)

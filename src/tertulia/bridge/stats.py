@@ -172,7 +172,8 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
 
 def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
     """Per endpoint: its downlink estimate, what the bridge sends it, probing, and which
-    layer (by height) it gets of each camera it wants (None: suspended to fit). No ids: the
+    layer (by height) it gets of each camera it wants (None: suspended to fit), with the
+    temporal layer (highest VP8 TID) and its measured frame rate next to it. No ids: the
     route is public, and rooms and participants must not be enumerable."""
     out: list[dict[str, Any]] = []
     for conference in bridge.conferences.values():
@@ -182,10 +183,22 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
             estimate, source = estimate_of(endpoint, now)
             sendside = endpoint.sendside
             layers: list[int | None] = []
-            for sender_id, ssrc in endpoint.allocation.items():
+            temporal: list[int | None] = []
+            frame_rates: list[float | None] = []
+            for sender_id, pick in endpoint.allocation.items():
                 sender = conference.endpoints.get(sender_id)
                 video = sender.sending.get("video") if sender else None
-                layers.append(video.layer_height.get(ssrc) if video is not None and ssrc else None)
+                if video is None or pick is None:
+                    layers.append(None)
+                    temporal.append(None)
+                    frame_rates.append(None)
+                    continue
+                ssrc, tid = pick
+                layers.append(video.layer_height.get(ssrc))
+                temporal.append(tid)
+                meter = video.temporal.get(ssrc)
+                fps = meter.cumulative()[min(tid, meter.top)][1] if meter is not None else None
+                frame_rates.append(None if fps is None else round(fps, 1))
             out.append({
                 "conference_size": len(conference.endpoints),
                 "estimate_bps": round(estimate) if estimate is not None else None,
@@ -216,5 +229,7 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                 "retransmissions": endpoint.stats.rtx_sent,
                 "retransmissions_limited": endpoint.stats.rtx_limited,
                 "layers": layers,
+                "temporal_layers": temporal,  # highest TID forwarded, per entry of "layers"
+                "frame_rates": frame_rates,  # fps of that choice as the sender sends it
             })
     return out

@@ -23,6 +23,8 @@ from tertulia.bridge.rtp.packet import (
     payload_offset,
     rewrite_header,
 )
+from tertulia.bridge.rtp.projection import TemporalFilter
+from tertulia.bridge.rtp.temporal import MAX_TID
 from tertulia.bridge.rtp.vp8 import (
     after_descriptor,
     is_keyframe_start,
@@ -167,6 +169,7 @@ class SlotStream:
     seq_offset: int = 0
     ts_offset: int = 0
     first_seq: int = 0
+    start_out_seq: int = 0  # the outgoing number of the first packet since the last start
     last_out_seq: int = field(default_factory=lambda: random.randrange(0, 1 << 16))
     last_out_ts: int = field(default_factory=lambda: random.randrange(0, 1 << 32))
     last_send_time: float | None = None
@@ -180,6 +183,30 @@ class SlotStream:
     # Whether Endpoint.send_rtp must still look for an element to stamp; cleared by the
     # Endpoint when it knows there is none or stamp_send_time covers it.
     send_time_scan: bool = True
+    # Temporal layer filter (rtp/projection.py) while this receiver gets fewer than all of
+    # the source's temporal layers, or until the renumbering it did is folded back into the
+    # offsets; None (the plain path) otherwise.
+    temporal: TemporalFilter | None = None
+
+    @property
+    def max_tid(self) -> int | None:
+        """The highest temporal layer id this receiver should get; None for all."""
+        tf = self.temporal
+        return None if tf is None or tf.target >= MAX_TID else tf.target
+
+    def set_max_tid(self, tid: int | None) -> None:
+        """Limit forwarding to TIDs ``0..tid`` (None: all). Takes effect at a frame that
+        allows the switch (rtp/projection.py)."""
+        tf = self.temporal
+        if tid is None or tid >= MAX_TID:
+            if tf is not None:
+                tf.target = MAX_TID
+            return
+        if tf is None:
+            if self.kind != "video":
+                return
+            tf = self.temporal = TemporalFilter()
+        tf.target = max(0, tid)
 
     def attach(self, sender_id: str, ssrc: int, sender_extmap: dict[str, int]) -> None:
         """Point this slot at a source; forwarding resumes at its next usable packet. For the
@@ -234,12 +261,21 @@ class SlotStream:
         elif ((seq - self.first_seq + 0x8000) & 0xFFFF) - 0x8000 < 0:  # seq_diff, inlined
             # Reordered packet from before the switch point: the receiver never saw that range.
             return None
-        out_seq = (seq + self.seq_offset) & 0xFFFF
+        tf = self.temporal
+        if tf is None or not payload:  # the plain path: every packet of the source
+            pid_shift = 0
+            out_seq = (seq + self.seq_offset) & 0xFFFF
+        else:
+            shifts = self._filter(tf, plain, seq, payload)
+            if shifts is None:
+                return None
+            seq_shift, pid_shift = shifts
+            out_seq = (seq + self.seq_offset - seq_shift) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
         octets = len(payload)
         descriptor = b""
         if self.kind == "video" and payload:
-            descriptor, payload = self._continue_picture_ids(payload)
+            descriptor, payload = self._continue_picture_ids(payload, pid_shift)
         # seq_diff(out_seq, last_out_seq) > 0, inlined (hot path)
         if ((out_seq - self.last_out_seq + 0x8000) & 0xFFFF) - 0x8000 > 0:
             self.last_out_seq = out_seq
@@ -273,12 +309,42 @@ class SlotStream:
         twcc_at = (csrc_end + (5 if block[0] == 0xBE else 6)) if ext.twcc_id is not None else -1
         return Forwarded(head, payload, out_seq, stamped or not self.send_time_scan, twcc_at)
 
+    def _filter(self, tf: TemporalFilter, plain: bytes, seq: int, payload: bytes
+                ) -> tuple[int, int] | None:
+        """The temporal filter's verdict on one packet (see rtp/projection.py)."""
+        try:
+            desc = parse_vp8_descriptor(payload)
+        except ValueError:
+            return tf.accept(seq, bool(plain[1] & 0x80), None, 0, None, False, False, False)
+        start = desc.start_of_partition and desc.partition_id == 0
+        shifts = tf.accept(
+            seq, bool(plain[1] & 0x80), desc.picture_id,
+            1 << 15 if desc.picture_id_15bit else 1 << 7, desc.tid, desc.layer_sync, start,
+            start and is_keyframe_start(payload),
+        )
+        if shifts is not None and tf.target == MAX_TID and tf.settled():
+            # back to all layers and nothing dropped within reach: fold the renumbering into
+            # the offsets and leave the filter (the plain path is cheaper)
+            self.seq_offset = (self.seq_offset - tf.seqs.forgotten) & 0xFFFF
+            if desc.picture_id is not None:
+                modulus = 1 << 15 if desc.picture_id_15bit else 1 << 7
+                self.pid_offset = (self.pid_offset - tf.pids.forgotten) % modulus
+            self.temporal = None
+            return 0, 0  # (this packet's shifts are in the new offsets)
+        return shifts
+
     def _start(self, seq: int, ts: int, now: float) -> None:
         """Continue the outgoing sequence and timestamp lines from where they stopped."""
         self.started = True
+        if self.temporal is not None:  # a new line of numbers: nothing dropped in it yet
+            target = self.temporal.target
+            self.temporal = (
+                TemporalFilter(target=target, current=target) if target < MAX_TID else None
+            )
         self.vp8_pending = True
         self.first_seq = seq
         out_seq = (self.last_out_seq + 1) & 0xFFFF
+        self.start_out_seq = out_seq
         self.seq_offset = (out_seq - seq) & 0xFFFF
         # Advance the timestamp by the wall time since the last packet (at least one tick), so
         # the receiver's jitter buffer sees time pass rather than a jump backwards.
@@ -289,10 +355,12 @@ class SlotStream:
         # Make the first packet's seq count as "newer" in forward().
         self.last_out_seq = (out_seq - 1) & 0xFFFF
 
-    def _continue_picture_ids(self, payload: bytes) -> tuple[bytes, bytes]:
+    def _continue_picture_ids(self, payload: bytes, pid_shift: int = 0
+                              ) -> tuple[bytes, bytes]:
         """Shift VP8 picture IDs and TL0PICIDX so they continue where this slot left off: a
         receiver sees one stream even when the slot moves to another layer or sender (the
-        fields are per-encoder counters, RFC 7741 §4.2). Returns ``(descriptor, rest)``
+        fields are per-encoder counters, RFC 7741 §4.2), less ``pid_shift`` frames left out
+        before this one by the temporal filter. Returns ``(descriptor, rest)``
         making up the payload to send: ``(b"", payload)`` when nothing changes (no offset,
         or not VP8), else the rewritten descriptor and the payload after it, which every
         receiver of the packet shares."""
@@ -311,12 +379,13 @@ class SlotStream:
                 self.pid_offset = (self.last_out_pid + 1 - desc.picture_id) % modulus
                 if desc.tl0picidx is not None and self.last_out_tl0 is not None:
                     self.tl0_offset = (self.last_out_tl0 + 1 - desc.tl0picidx) & 0xFF
-        out_pid = (desc.picture_id + self.pid_offset) % modulus
+        pid_offset = (self.pid_offset - pid_shift) % modulus if pid_shift else self.pid_offset
+        out_pid = (desc.picture_id + pid_offset) % modulus
         out_tl0 = None if desc.tl0picidx is None else (desc.tl0picidx + self.tl0_offset) & 0xFF
         self.last_out_pid = out_pid
         if out_tl0 is not None:
             self.last_out_tl0 = out_tl0
-        if not self.pid_offset and not self.tl0_offset:
+        if not pid_offset and not self.tl0_offset:
             return b"", payload
         return (
             rewritten_descriptor(payload, desc, out_pid, out_tl0),

@@ -7,6 +7,7 @@ import { Conference } from './conference.js';
 import { renderHome } from './ui/home.js';
 import { renderPrejoin, storedName, storeName } from './ui/prejoin.js';
 import { MeetingView } from './ui/meeting.js';
+import { setReceiveFrameRate } from './ui/constraints.js';
 import { renderMessage } from './ui/pages.js';
 import { renderPassword, renderLobby } from './ui/entry.js';
 import { showStatus } from './ui/status.js';
@@ -19,6 +20,7 @@ const fragment = parseFragment(location.hash);
 const config = fragment.config || {};
 const userInfo = fragment.userInfo || {};
 if (config.resolution !== undefined) setCameraResolution(config.resolution);
+if (config.maxFrameRate !== undefined) setReceiveFrameRate(config.maxFrameRate);
 // A JWT as in Jitsi: https://host/room?jwt=…
 const token = new URLSearchParams(location.search).get('jwt') || null;
 const PASSWORD_CODES = new Set(['password-required', 'wrong-password']);

@@ -1,0 +1,101 @@
+"""A receiver that asks for 15 fps gets half of Chromium's VP8 temporal layers (L1T3) while
+another receiver of the same camera keeps the full rate, with no NACK storm and no freeze."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser.test_meeting import room_url
+from tests.server import running_server
+
+pytestmark = pytest.mark.timeout(180)
+
+INBOUND_JS = """async (pid) => {
+  const t = window.tertulia, i = t.slots.indexOf(pid);
+  if (i < 0) return null;
+  const mid = t.slotTransceivers(i).video.mid;
+  let out = null;
+  (await t.pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' && s.mid === mid)
+      out = {frames: s.framesDecoded || 0, fps: s.framesPerSecond || 0,
+             nacks: s.nackCount || 0, freezes: s.freezeCount || 0,
+             lost: s.packetsLost || 0, height: s.frameHeight || 0};
+  });
+  return out;
+}"""
+
+
+async def inbound(page: Page, pid: str) -> dict[str, Any]:
+    result: dict[str, Any] | None = await page.evaluate(INBOUND_JS, pid)
+    return result or {}
+
+
+async def decoding(page: Page, pid: str, timeout: float) -> dict[str, Any]:
+    deadline, last = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        last = await inbound(page, pid)
+        if last.get("frames", 0) > 30:
+            return last
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"no video decoded: {last}")
+
+
+async def test_a_receiver_limited_to_15_fps_gets_half_the_frames(browser: Browser) -> None:
+    async with running_server() as server:
+        pages = []
+        for name, extra in (("Ana", ""), ("Bo", "&config.maxFrameRate=15"), ("Cy", "")):
+            context = await browser.new_context(viewport={"width": 1280, "height": 720})
+            page = await context.new_page()
+            await page.goto(room_url(server.http, "temporal-room", name, resolution=360) + extra)
+            await page.wait_for_function("() => window.tertulia && window.tertulia.me",
+                                         timeout=30_000)
+            pages.append(page)
+        ana, bo, cy = pages
+        ana_id = await ana.evaluate("() => window.tertulia.me")
+        bo_id = await bo.evaluate("() => window.tertulia.me")
+        await bo.wait_for_function(
+            "() => { const c = window.tertulia.constraints;"
+            " return c && c.defaultMaxFrameRate === 15; }", timeout=15_000)
+        await decoding(bo, ana_id, 30)
+        await decoding(cy, ana_id, 30)
+        # The bridge forwards Bo at most TID 1 of Ana's camera (T0+T1: half of 30 fps).
+        deadline = time.monotonic() + 20
+        pick = None
+        while time.monotonic() < deadline:
+            conference = next(iter(server.bridge.conferences.values()))
+            pick = conference.endpoints[bo_id].allocation.get(ana_id)
+            if pick is not None and pick[1] == 1:
+                break
+            await asyncio.sleep(0.5)
+        assert pick is not None and pick[1] == 1, pick
+        await asyncio.sleep(2.0)  # the switch down and the receivers' frame-rate windows
+        # Measure the decoded frame rate over 6 s, sampling each second.
+        start = [await inbound(bo, ana_id), await inbound(cy, ana_id)]
+        began = time.monotonic()
+        steps: list[tuple[int, int]] = []
+        for _ in range(6):
+            await asyncio.sleep(1.0)
+            bo_now, cy_now = await inbound(bo, ana_id), await inbound(cy, ana_id)
+            steps.append((bo_now["frames"], cy_now["frames"]))
+        elapsed = time.monotonic() - began
+        end = [bo_now, cy_now]
+        bo_rate = (end[0]["frames"] - start[0]["frames"]) / elapsed
+        cy_rate = (end[1]["frames"] - start[1]["frames"]) / elapsed
+        report = {"bo": bo_rate, "cy": cy_rate, "start": start, "end": end}
+        # The fake camera sends 30 fps; two cores running three pages may slow the encoder
+        # down, so the bounds are tolerant: Bo about 15, Cy about 30.
+        assert 9 <= bo_rate <= 19, report
+        assert cy_rate >= 22, report
+        # Bo's stream looks whole: frames every second (no freeze), few NACKs (the dropped
+        # frames' sequence numbers are not seen as loss), and no new freeze in the window.
+        for (b1, _), (b2, _) in zip([(start[0]["frames"], 0), *steps[:-1]], steps,
+                                    strict=True):
+            assert b2 - b1 >= 5, (steps, report)
+        assert end[0]["nacks"] <= 10, report
+        assert end[0]["freezes"] == start[0]["freezes"], report
+        assert end[0]["lost"] <= 5, report
