@@ -10,7 +10,7 @@ from pylibsrtp import Policy, Session
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import parse_constraints
 from tertulia.bridge.endpoint import Address, Endpoint, Schedule
-from tertulia.bridge.rtp.packet import RtpPacket
+from tertulia.bridge.rtp.packet import RtpPacket, payload_offset
 from tertulia.bridge.rtp.rtcp import (
     GenericNack,
     Pli,
@@ -255,3 +255,32 @@ def test_layer_suspension_tells_the_sender_what_is_watched() -> None:
     count = len(told)
     conference.refresh_layers(0.4)
     assert len(told) == count  # only changes are sent
+
+
+def test_padding_only_packets_are_neither_forwarded_nor_counted_as_media() -> None:
+    """A sender's bandwidth probe of padding alone (RFC 3550 §5.1; Chrome sends them on a
+    layer's SSRC when RTX is not negotiated on its uplink, also on a paused layer)."""
+    conference, alice, bob, packets = setup()
+    now = 1.0
+    for data in packets[:40]:
+        conference.on_rtp(alice.endpoint, data, now)
+        now += 0.01
+    forwarded = len(bob.received_rtp())
+    media = alice.endpoint.sending["video"]
+    ssrc = RtpPacket.parse(packets[40]).ssrc
+    counted = media.rate[ssrc].count  # bytes since the meter's last tick
+    last_packet = media.last_packet
+    header = bytearray(packets[40][:payload_offset(packets[40])])
+    header[0] |= 0x20  # P: the payload is all padding, its last octet the count
+    for _ in range(10):
+        conference.on_rtp(alice.endpoint, bytes(header) + bytes(199) + bytes([200]), now)
+        now += 0.01
+    assert len(bob.received_rtp()) == forwarded
+    assert alice.endpoint.stats.padding_received == 10
+    assert media.last_packet == last_packet
+    assert media.rate[ssrc].count == counted
+    # media with some padding at its end is still media
+    padded = bytearray(packets[40]) + bytes(3) + bytes([4])
+    padded[0] |= 0x20
+    conference.on_rtp(alice.endpoint, bytes(padded), now)
+    assert len(bob.received_rtp()) == forwarded + 1

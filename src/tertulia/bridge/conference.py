@@ -247,8 +247,17 @@ class Conference:
         if media is None or media.payload_type != pt:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
+        payload_at = payload_offset(plain)
+        if plain[0] & 0x20 and plain[-1] >= len(plain) - payload_at:
+            # Padding only (RFC 3550 §5.1: the last octet counts the padding): a sender's
+            # bandwidth probe. Chrome sends these on a layer's own SSRC when RTX is not
+            # negotiated on what it sends, also on a layer it has paused. Its arrival is
+            # recorded above for the uplink estimate; forwarding it would spend receivers'
+            # links on nothing, and counting it would make a paused layer look alive.
+            sender.stats.padding_received += 1
+            return
         media.last_packet = now
-        payload = plain[payload_offset(plain) :]
+        payload = plain[payload_at:]
         if media.kind == "video":
             meter = media.rate.get(ssrc)
             if meter is None:

@@ -68,6 +68,7 @@ class EndpointStats(TrafficStats):
     nack_misses: int = 0
     plis_received: int = 0
     padding_sent: int = 0
+    padding_received: int = 0  # padding-only packets from it (probes): not forwarded
     remb_received: int = 0
     twcc_sent: int = 0
     twcc_received: int = 0  # transport-wide feedback about what the bridge sends it
