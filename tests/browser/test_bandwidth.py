@@ -35,9 +35,11 @@ HOST_IP, ROUTER_UP, ROUTER_DOWN, PEER_IP = (
     "198.51.100.1", "198.51.100.2", "198.51.100.5", "198.51.100.6")
 PEER_NET = "198.51.100.4/30"
 # The sender's camera, at the product's default 1280x720, goes out as 320x180, 640x360 and
-# 1280x720 layers; the limit carries the lowest beside two participants' Opus, not the next.
-# The receivers ask for 640x360 cameras of their own: three 720p encoders starve two cores.
-LIMIT = os.environ.get("TERTULIA_BANDWIDTH_LIMIT", "400kbit")  # the override: experiments
+# 1280x720 layers, each in three VP8 temporal layers. Beside two participants' Opus (~57
+# kbit/s each on the wire), 300 kbit/s carries the lowest at 7.5-15 fps (the full 30 fps of
+# it, ~170 kbit/s, does not fit), never the next. The receivers ask for 640x360 cameras of
+# their own: three 720p encoders starve two cores.
+LIMIT = os.environ.get("TERTULIA_BANDWIDTH_LIMIT", "300kbit")  # the override: experiments
 SENDER_RESOLUTION = 720
 LOW_WIDTH = 320  # the lowest layer of a 1280x720 camera
 TOP_WIDTH = 1280
