@@ -25,21 +25,22 @@ PHASES = {"open": 0.0, "limiting": 0.5, "limited": 1.0, "lifted": 2.0}
 def series(rows: list[dict[str, Any]], name: str) -> list[dict[str, float]]:
     """Per sample: time, width, received kbit/s, cumulative loss fraction, estimate kbit/s."""
     out: list[dict[str, float]] = []
-    previous: tuple[float, int] | None = None
+    previous: tuple[float, int, int] | None = None
     for row in rows:
         view = row.get(name)
         if not view:
             continue
-        t, sent_bytes = float(row["t"]), int(view["bytes"])
-        kbps = 0.0
+        t, sent_bytes, frames = float(row["t"]), int(view["bytes"]), int(view["frames"])
+        kbps = fps = 0.0
         if previous is not None and t > previous[0]:
             kbps = (sent_bytes - previous[1]) * 8 / (t - previous[0]) / 1000
-        previous = (t, sent_bytes)
+            fps = (frames - previous[2]) / (t - previous[0])
+        previous = (t, sent_bytes, frames)
         received, lost = int(view["received"]), int(view["lost"])
         estimate = view.get("estimate")
         out.append({
-            "t": t, "width": float(view["width"]), "kbps": kbps,
-            "received": float(received), "lost": float(lost),
+            "t": t, "width": float(view["width"]), "kbps": kbps, "fps": fps,
+            "received": float(received), "lost": float(lost), "frames": float(frames),
             "estimate": float(estimate) / 1000 if estimate else 0.0,
             "phase": PHASES.get(row["phase"], -1.0),
         })
@@ -49,8 +50,9 @@ def series(rows: list[dict[str, Any]], name: str) -> list[dict[str, float]]:
 def phase_table(data: dict[str, Any]) -> str:
     rows = data["rows"]
     lines = [
-        "| phase | receiver | width (px) | video kbit/s (mean) | loss | estimate kbit/s (last) |",
-        "|---|---|---|---|---|---|",
+        "| phase | receiver | width (px) | frames/s decoded (mean) | video kbit/s (mean) | loss "
+        "| estimate kbit/s (last) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for phase, code in PHASES.items():
         for name in RECEIVERS:
@@ -59,11 +61,13 @@ def phase_table(data: dict[str, Any]) -> str:
                 continue
             widths = sorted({int(p["width"]) for p in points})
             mean = sum(p["kbps"] for p in points[1:]) / (len(points) - 1)
+            fps = (points[-1]["frames"] - points[0]["frames"]) / max(
+                points[-1]["t"] - points[0]["t"], 1e-9)
             got = points[-1]["received"] - points[0]["received"]
             lost = points[-1]["lost"] - points[0]["lost"]
             loss = lost / max(1.0, got + lost)
             lines.append(
-                f"| {phase} | {name} | {'/'.join(map(str, widths))} | {mean:.0f} | "
+                f"| {phase} | {name} | {'/'.join(map(str, widths))} | {fps:.1f} | {mean:.0f} | "
                 f"{loss:.2%} | {points[-1]['estimate']:.0f} |"
             )
     return "\n".join(lines)
