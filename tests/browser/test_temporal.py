@@ -24,7 +24,8 @@ INBOUND_JS = """async (pid) => {
     if (s.type === 'inbound-rtp' && s.mid === mid)
       out = {frames: s.framesDecoded || 0, fps: s.framesPerSecond || 0,
              nacks: s.nackCount || 0, freezes: s.freezeCount || 0,
-             lost: s.packetsLost || 0, height: s.frameHeight || 0};
+             lost: s.packetsLost || 0, received: s.packetsReceived || 0,
+             height: s.frameHeight || 0};
   });
   return out;
 }"""
@@ -63,17 +64,30 @@ async def test_a_receiver_limited_to_15_fps_gets_half_the_frames(browser: Browse
             " return c && c.defaultMaxFrameRate === 15; }", timeout=15_000)
         await decoding(bo, ana_id, 30)
         await decoding(cy, ana_id, 30)
-        # The bridge forwards Bo at most TID 1 of Ana's camera (T0+T1: half of 30 fps).
-        deadline = time.monotonic() + 20
-        pick = None
+        # The bridge forwards Bo at most TID 1 of Ana's camera (T0+T1: half of 30 fps). That
+        # shows only while Ana's encoder keeps up with the fake camera's 30 fps: on two cores
+        # shared with other work it can fall to ~15, and then all of it fits Bo's 15 (and the
+        # bridge rightly sends it all), so wait for the full rate as well.
+        deadline = time.monotonic() + 30
+        pick, rates = None, []
         while time.monotonic() < deadline:
             conference = next(iter(server.bridge.conferences.values()))
             pick = conference.endpoints[bo_id].allocation.get(ana_id)
-            if pick is not None and pick[1] == 1:
+            video = conference.endpoints[ana_id].sending["video"]
+            meter = video.temporal.get(pick[0]) if pick is not None else None
+            rates = [round(fps, 1) for _bps, fps in meter.cumulative()] if meter else []
+            if pick is not None and pick[1] == 1 and rates and rates[-1] >= 22:
                 break
             await asyncio.sleep(0.5)
-        assert pick is not None and pick[1] == 1, pick
-        await asyncio.sleep(2.0)  # the switch down and the receivers' frame-rate windows
+        assert pick is not None and pick[1] == 1 and rates[-1] >= 22, (pick, rates)
+        # The switch down, and Cy's decoder settled at the full rate (with three pages on two
+        # cores its first seconds can freeze while the pages start).
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            if (await inbound(cy, ana_id)).get("fps", 0) >= 25:
+                break
+        await asyncio.sleep(1.0)
         # Measure the decoded frame rate over 6 s, sampling each second.
         start = [await inbound(bo, ana_id), await inbound(cy, ana_id)]
         began = time.monotonic()
@@ -98,4 +112,7 @@ async def test_a_receiver_limited_to_15_fps_gets_half_the_frames(browser: Browse
             assert b2 - b1 >= 5, (steps, report)
         assert end[0]["nacks"] <= 10, report
         assert end[0]["freezes"] == start[0]["freezes"], report
-        assert end[0]["lost"] <= 5, report
+        # Dropped frames leave no gaps: were they seen as loss, about half of the packets
+        # would be; a few real losses on a loaded machine are not the filter's doing.
+        received = end[0]["received"] - start[0]["received"]
+        assert end[0]["lost"] - start[0]["lost"] <= max(2, 0.02 * received), report
