@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tertulia.bridge import bandwidth
+from tertulia.bridge import bandwidth, uplink
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.droplog import DropLog
@@ -462,6 +462,7 @@ class Bridge:
         for conference in list(self.conferences.values()):
             for endpoint in list(conference.endpoints.values()):
                 bandwidth.transport_feedback(endpoint, conference.bridge_ssrc, now)
+                uplink.send_nacks(endpoint, conference.bridge_ssrc, now)  # retries, expiry
                 bandwidth.pad(endpoint, elapsed, now)
 
     def tick(self, now: float) -> None:
