@@ -58,6 +58,9 @@ async def test_packets_lost_on_the_uplink_are_nacked_and_retransmitted() -> None
             assert stats.rtx_received >= seen["dropped"] - 2
             assert up.rtx_media and set(up.rtx_media.values()) == {video.current_ssrc}
             assert stats.uplink_repaired >= stats.rtx_received
+            totals = bridge.stats()  # what operators see (docs/operations.md)
+            assert totals["uplink_nacks_sent"] >= stats.nacks_sent > 0
+            assert totals["uplink_packets_repaired"] >= stats.rtx_received
             # The receiver got (almost) every packet the sender sent: its own loss count on
             # the slot's video (RFC 3550 §6.4.1 cumulative lost, as aiortc reports it) stays
             # far below what the uplink lost.
