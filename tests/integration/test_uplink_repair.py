@@ -43,7 +43,7 @@ async def test_packets_lost_on_the_uplink_are_nacked_and_retransmitted() -> None
                         return
                 on_rtp(endpoint, data, arrival)
 
-            bridge._on_rtp = lossy  # type: ignore[method-assign]
+            bridge._on_rtp = lossy
 
             def enough() -> bool:
                 frames = receiver.frames_from(sender.id)
@@ -69,7 +69,7 @@ async def test_packets_lost_on_the_uplink_are_nacked_and_retransmitted() -> None
             transceiver = receiver.pc.getTransceivers()[2 + 1 + 2 * slot]  # its slot's video
             # aiortc 1.16's getStats files the slot's media and RTX streams under one id (the
             # RTX one wins), so read the media stream's RFC 3550 counters it keeps
-            streams = transceiver.receiver._RTCRtpReceiver__remote_streams
+            streams = transceiver.receiver._RTCRtpReceiver__remote_streams  # type: ignore[attr-defined]
             media_stream = streams[down.slots[slot][1].ssrc]
             assert media_stream.packets_received > 100
             assert media_stream.packets_lost <= 2, (media_stream.packets_lost, seen)
