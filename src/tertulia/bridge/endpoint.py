@@ -174,8 +174,9 @@ class Endpoint(Sender):
                 sending.rid_ext_id = media.extmaps.get(EXT_RID)
             sending.nack = "nack" in media.rtcp_fb
             sending.rtx_payload_type = media.rtx_payload_type
-            for media_ssrc, rtx_ssrc in media.fid[:MAX_SSRCS]:
-                self.rtx_media[rtx_ssrc] = media_ssrc
+            for media_ssrc, rtx_ssrc in media.fid:
+                if len(self.rtx_media) < MAX_SSRCS:
+                    self.rtx_media[rtx_ssrc] = media_ssrc
             self.sending[role] = sending
             for ssrc in media.ssrcs[:1]:  # the first is the media SSRC (RFC 5576 §4.2)
                 self.media_by_ssrc[ssrc] = sending
