@@ -55,6 +55,9 @@ BRIDGE_COUNTERS = {
     "total_conferences_created": "Conferences created",
     "total_conferences_completed": "Conferences completed",
     "total_dominant_speaker_changes": "Dominant speaker changes",
+    "uplink_nacks_sent": "Generic NACKs sent to senders for packets their uplink lost",
+    "uplink_packets_requested": "Sequence numbers asked of senders again (each request)",
+    "uplink_packets_repaired": "Packets from senders that arrived after being missing",
 }
 
 

@@ -467,9 +467,10 @@ def test_answer_for_aiortc_offer() -> None:
     for m in parsed.media:
         assert (m.port, m.protocol, m.rtcp_mux) == (10000, "UDP/TLS/RTP/SAVPF", True)
         assert m.raw_formats == tuple(str(c.payload_type) for c in m.codecs)
-    # One codec each; receive-slot video also gets RTX (RFC 4588), which aiortc offers.
-    assert [len(m.codecs) for m in parsed.media] == [1, 1, 1, 2, 1, 2]
-    assert [m.codecs[1].fmtp for m in parsed.media[3::2]] == ["apt=97", "apt=97"]
+    # One codec each; video also gets RTX (RFC 4588), which aiortc offers: on the slots for
+    # what the bridge sends, on the camera for what the bridge asks it to send again.
+    assert [len(m.codecs) for m in parsed.media] == [1, 2, 1, 2, 1, 2]
+    assert [m.codecs[1].fmtp for m in parsed.media[1::2]] == ["apt=97"] * 3
     assert [m.codecs[0].name for m in parsed.media] == ["opus", "VP8"] * 3
     assert parsed.media[1].codecs[0].rtcp_fb == ("nack", "nack pli")
     assert parsed.media[0].extmaps == {EXT_MID: 1, EXT_AUDIO_LEVEL: 2}
@@ -501,9 +502,10 @@ def test_answer_for_chrome_offer() -> None:
     assert answer.count("a=fmtp:111 minptime=10;useinbandfec=1\r\n") == 3  # opus fmtp copied
     assert "a=fmtp:96" not in answer  # none for VP8
     assert answer.count("a=rtcp-fb:96 ccm fir") == 3
-    # RTX only on what the bridge sends (the slots), bound to VP8 96 (RFC 4588 §8.6)
-    assert answer.count("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n") == 2
-    assert "m=video 10000 UDP/TLS/RTP/SAVPF 96\r\n" in answer  # the camera: no RTX
+    # RTX bound to VP8 96 (RFC 4588 §8.6) on the slots (what the bridge sends) and on the
+    # camera (its retransmissions when the bridge NACKs it)
+    assert answer.count("a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n") == 3
+    assert "m=video 10000 UDP/TLS/RTP/SAVPF 96 97\r\n" in answer
     # transport-wide feedback both ways: the bridge reports on what it receives and the
     # receiver on what the bridge sends (every m-line); REMB stays offered on the slots
     assert answer.count("a=rtcp-fb:96 goog-remb") == 2
@@ -597,8 +599,9 @@ async def test_aiortc_accepts_answer(policy: RTCBundlePolicy) -> None:
         assert [t.direction for t in transceivers] == ["sendonly"] * 2 + ["recvonly"] * 4
         assert [t.currentDirection for t in transceivers] == ["sendonly"] * 2 + ["recvonly"] * 4
         assert [t.mid for t in transceivers] == ["0", "1", "2", "3", "4", "5"]
-        # aiortc kept only the codecs we answered (no RTX), and the slots' msid track ids.
-        assert [c.mimeType for c in transceivers[1]._codecs] == ["video/VP8"]
+        # aiortc kept only the codecs we answered (VP8 and its RTX, for the bridge's NACKs),
+        # and the slots' msid track ids.
+        assert [c.mimeType for c in transceivers[1]._codecs] == ["video/VP8", "video/rtx"]
         assert [t.receiver.track.id for t in transceivers[2:]] == [
             "slot-0-audio",
             "slot-0-video",

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tertulia.bridge import bandwidth
+from tertulia.bridge import bandwidth, uplink
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.constraints import ConstraintsError, parse_constraints
 from tertulia.bridge.droplog import DropLog
@@ -27,7 +27,7 @@ from tertulia.bridge.relay_link import Relay, RelayedEndpoint
 from tertulia.bridge.relay_table import RelayTable
 from tertulia.bridge.rtp.packet import RtpParseError, header_fields
 from tertulia.bridge.rtp.rtcp import RtcpParseError, parse_rtcp
-from tertulia.bridge.stats import StatsSampler, Totals, snapshot
+from tertulia.bridge.stats import StatsSampler, Totals, snapshot, uplink_totals
 from tertulia.bridge.transport import ice
 from tertulia.bridge.transport.demux import Kind, classify
 from tertulia.bridge.transport.dtls import DtlsCertificate, DtlsState
@@ -92,6 +92,7 @@ class Bridge:
         self._last_fast = 0.0
         self.started_at = time.time()
         self.closed_totals = Totals()  # traffic of endpoints already gone
+        self.closed_uplink: dict[str, int] = {}  # their uplink repair counts (stats.py)
         self.sampler = StatsSampler()
         self.drop_log = DropLog()
         self.relay_sampler = StatsSampler()
@@ -218,6 +219,8 @@ class Bridge:
         self.closed_totals = self.closed_totals.add(
             Totals(st.rtp_in + st.rtcp_in, st.rtp_out + st.rtcp_out, st.bytes_in, st.bytes_out)
         )
+        if not isinstance(endpoint, RelayedEndpoint):
+            self.closed_uplink = uplink_totals(self.closed_uplink, [endpoint])
         for addr in endpoint.valid_addrs:
             if self.by_addr.get(addr) is endpoint:
                 del self.by_addr[addr]
@@ -462,6 +465,7 @@ class Bridge:
         for conference in list(self.conferences.values()):
             for endpoint in list(conference.endpoints.values()):
                 bandwidth.transport_feedback(endpoint, conference.bridge_ssrc, now)
+                uplink.send_nacks(endpoint, conference.bridge_ssrc, now)  # retries, expiry
                 bandwidth.pad(endpoint, elapsed, now)
 
     def tick(self, now: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 
-from tertulia.bridge import bandwidth
+from tertulia.bridge import bandwidth, uplink
 from tertulia.bridge.bwe import RateMeter
 from tertulia.bridge.constraints import videos_in_order
 from tertulia.bridge.endpoint import Endpoint, SendingMedia
@@ -243,10 +243,26 @@ class Conference:
                         int.from_bytes(value, "big"), now if arrival is None else arrival
                     )
                     break
-        media = sender.media_by_ssrc.get(ssrc) or sender.identify(ssrc, pt, extensions)
+        media = sender.media_by_ssrc.get(ssrc)
+        rtx = False
+        if media is None:
+            if ssrc in sender.rtx_media or sender.learn_rtx(ssrc, pt, extensions):
+                repaired = uplink.repair(sender, plain, pt, ssrc)  # RFC 4588 §4
+                if repaired is None:
+                    return
+                plain, media = repaired
+                _marker, pt, seq, ts, ssrc = header_fields(plain)
+                rtx = True
+            else:
+                media = sender.identify(ssrc, pt, extensions)
         if media is None or media.payload_type != pt:
             sender.stats.drop("unknown-payload-type" if media else "unidentified-ssrc")
             return
+        if media.nack and not uplink.on_media(sender, media, ssrc, seq, now,
+                                              self.bridge_ssrc, rtx):
+            return  # a retransmission of nothing missing
+        if rtx:
+            sender.stats.rtx_received += 1
         payload_at = payload_offset(plain)
         if plain[0] & 0x20 and plain[-1] >= len(plain) - payload_at:
             # Padding only (RFC 3550 §5.1: the last octet counts the padding): a sender's

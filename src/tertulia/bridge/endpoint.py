@@ -18,6 +18,7 @@ from tertulia.bridge.bwe import RateMeter, ReceiverEstimate, RttMeter, TwccRecor
 from tertulia.bridge.constraints import ReceiverConstraints
 from tertulia.bridge.pacer import Pacer
 from tertulia.bridge.rtp.history import PacketHistory
+from tertulia.bridge.rtp.nack_requester import SsrcNacks
 from tertulia.bridge.rtp.temporal import TemporalMeter
 from tertulia.bridge.sender import (
     IP_UDP_OVERHEAD,
@@ -39,6 +40,7 @@ from tertulia.protocol.sdp import (
     EXT_AUDIO_LEVEL,
     EXT_MID,
     EXT_RID,
+    EXT_RRID,
     EXT_TWCC,
     NegotiatedMedia,
     Negotiation,
@@ -81,6 +83,11 @@ class SendingMedia:
     rate: dict[int, RateMeter] = field(default_factory=dict)  # ssrc -> its bit rate (video)
     # ssrc -> bit and frame rates of its VP8 temporal layers (video; rtp/temporal.py)
     temporal: dict[int, TemporalMeter] = field(default_factory=dict)
+    # uplink repair (bridge/uplink.py): the sender negotiated generic NACK (RFC 4585 §4.2)
+    # and RTX (RFC 4588) on this m-line; ssrc -> its missing sequence numbers
+    nack: bool = False
+    rtx_payload_type: int | None = None
+    nacks: dict[int, SsrcNacks] = field(default_factory=dict)
 
     @property
     def layered(self) -> bool:
@@ -147,6 +154,9 @@ class Endpoint(Sender):
 
         self.sending: dict[str, SendingMedia] = {}
         self.media_by_ssrc: dict[int, SendingMedia] = {}
+        # RTX SSRC -> media SSRC of what it repairs (a=ssrc-group:FID, or learned from the
+        # repaired-rtp-stream-id of a simulcast layer's RTX, RFC 8852 §3.2)
+        self.rtx_media: dict[int, int] = {}
         for role, media in (
             ("audio", negotiation.audio),
             ("video", negotiation.video),
@@ -162,6 +172,11 @@ class Endpoint(Sender):
             if media.kind == "video" and len(media.rids) > 1:
                 sending.rids = media.rids
                 sending.rid_ext_id = media.extmaps.get(EXT_RID)
+            sending.nack = "nack" in media.rtcp_fb
+            sending.rtx_payload_type = media.rtx_payload_type
+            for media_ssrc, rtx_ssrc in media.fid:
+                if len(self.rtx_media) < MAX_SSRCS:
+                    self.rtx_media[rtx_ssrc] = media_ssrc
             self.sending[role] = sending
             for ssrc in media.ssrcs[:1]:  # the first is the media SSRC (RFC 5576 §4.2)
                 self.media_by_ssrc[ssrc] = sending
@@ -280,6 +295,30 @@ class Endpoint(Sender):
             self.media_by_ssrc[ssrc] = candidates[0]
             return candidates[0]
         return None
+
+    def learn_rtx(self, ssrc: int, pt: int, extensions: list[tuple[int, bytes]]) -> bool:
+        """Whether a new SSRC is the RTX stream of a simulcast layer: RTX payload type and a
+        repaired-rtp-stream-id naming the rid of a layer whose SSRC is known (RFC 8852 §3.2;
+        Chrome declares no SSRCs for rid layers). Learned at most MAX_SSRCS times."""
+        if len(self.rtx_media) >= MAX_SSRCS:
+            return False
+        for media in self.sending.values():
+            rrid_id = media.extmap.get(EXT_RRID)
+            if pt != media.rtx_payload_type or rrid_id is None or not media.layered:
+                continue
+            for ext_id, value in extensions:
+                if ext_id != rrid_id:
+                    continue
+                rid = value.decode(errors="replace")
+                if rid not in media.rids:
+                    return False
+                layer = media.rids.index(rid)
+                media_ssrc = next((s for s, i in media.layer_of.items() if i == layer), None)
+                if media_ssrc is None:
+                    return False  # its layer has not sent yet: nothing to repair
+                self.rtx_media[ssrc] = media_ssrc
+                return True
+        return False
 
     def _identify_layer(
         self, media: SendingMedia, ssrc: int, extensions: list[tuple[int, bytes]]

@@ -75,6 +75,12 @@ class EndpointStats(TrafficStats):
     rtx_before_switch: int = 0  # NACKs for packets of a layer the slot has left
     rtx_limited: int = 0  # retransmissions not sent: over the estimate (Sender.retransmit)
     paced_discarded: int = 0  # waiting packets of a layer the slot has switched away from
+    # uplink repair (bridge/uplink.py): what the bridge asks this sender to send again
+    nacks_sent: int = 0  # generic NACK packets (one per SSRC per RTCP datagram)
+    nack_requested: int = 0  # sequence numbers asked for, each request counted
+    uplink_repaired: int = 0  # missing packets that arrived later (RTX or not)
+    rtx_received: int = 0  # RTX packets unwrapped and used in place of a lost packet
+    rtx_duplicates: int = 0  # RTX packets for nothing missing (redundant probes): dropped
 
 
 

@@ -8,6 +8,7 @@ rate (endpoints' and relays' together) over the bridge's packet-rate threshold (
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,8 +16,10 @@ from tertulia.bridge.bandwidth import estimate_of
 
 if TYPE_CHECKING:
     from tertulia.bridge.bridge import Bridge
+    from tertulia.bridge.endpoint import Endpoint
 
 PACKET_RATE_THRESHOLD = 50_000.0
+UPLINK_KEYS = ("uplink_nacks_sent", "uplink_packets_requested", "uplink_packets_repaired")
 SENDING_WINDOW = 5.0  # an endpoint "sends audio/video" if a packet came in this many seconds
 
 
@@ -54,6 +57,17 @@ def rates_between(older: Totals, newer: Totals, seconds: float) -> Rates:
         bit_rate_download=8 * (newer.bytes_in - older.bytes_in) / seconds,
         bit_rate_upload=8 * (newer.bytes_out - older.bytes_out) / seconds,
     )
+
+
+def uplink_totals(closed: dict[str, int], endpoints: Iterable[Endpoint]) -> dict[str, int]:
+    """NACKs sent to senders, sequence numbers asked for and packets that came after being
+    missing (bridge/uplink.py): those of endpoints gone (``closed``) and of the rest."""
+    out = {key: closed.get(key, 0) for key in UPLINK_KEYS}
+    for e in endpoints:
+        out["uplink_nacks_sent"] += e.stats.nacks_sent
+        out["uplink_packets_requested"] += e.stats.nack_requested
+        out["uplink_packets_repaired"] += e.stats.uplink_repaired
+    return out
 
 
 def relay_stats(bridge: Bridge, now: float) -> dict[str, Any]:
@@ -159,6 +173,8 @@ def snapshot(bridge: Bridge, now: float) -> dict[str, Any]:
         "bytes_in": totals.bytes_in,
         "bytes_out": totals.bytes_out,
         "retransmissions": sum(e.stats.retransmissions for e in endpoints),
+        # uplink repair (bridge/uplink.py): NACKs to senders, and what they sent again
+        **uplink_totals(bridge.closed_uplink, endpoints),
         "total_ice_succeeded": counters["ice-succeeded"],
         "total_ice_failed": counters["endpoints-expired-ice-failed"],
         "total_conferences_created": counters["conferences-created"],
@@ -228,6 +244,14 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                 },
                 "retransmissions": endpoint.stats.rtx_sent,
                 "retransmissions_limited": endpoint.stats.rtx_limited,
+                "uplink": {  # what the bridge asked it to send again (bridge/uplink.py)
+                    "nacks_sent": endpoint.stats.nacks_sent,
+                    "packets_requested": endpoint.stats.nack_requested,
+                    "packets_repaired": endpoint.stats.uplink_repaired,
+                    "rtx_received": endpoint.stats.rtx_received,
+                    "rtx_duplicates": endpoint.stats.rtx_duplicates,
+                    "padding_received": endpoint.stats.padding_received,
+                },
                 "layers": layers,
                 "temporal_layers": temporal,  # highest TID forwarded, per entry of "layers"
                 "frame_rates": frame_rates,  # fps of that choice as the sender sends it

@@ -236,7 +236,7 @@ class MediaPeer:
                 if self.sender is not None:
                     self.sender.keyframe(time.monotonic())
             elif isinstance(packet, GenericNack):
-                self.nacks += 1  # not answered: neither side is asked for retransmissions
+                self.nacks += 1  # counted, not answered: this peer keeps no packet history
 
     def totals(self) -> Totals:
         return totals(list(self.streams.values()))

@@ -129,9 +129,13 @@ class NegotiatedMedia:
     fmtp: str | None
     rtcp_fb: tuple[str, ...]  # accepted feedback (nack, pli, fir, transport-cc, goog-remb)
     extmaps: dict[str, int] = field(hash=False)  # accepted uri -> the client's id
-    ssrcs: tuple[int, ...]  # the client's media SSRCs (RTX ones left out: RTX is not accepted)
+    ssrcs: tuple[int, ...]  # the client's media SSRCs (its RTX SSRCs are in ``fid``)
     rids: tuple[str, ...]  # the client's simulcast rids, lowest resolution first (RFC 8853)
-    rtx_payload_type: int | None = None  # RFC 4588 RTX for what the bridge sends (slots only)
+    # RFC 4588 RTX payload type: on a slot, for what the bridge sends; on a sending video,
+    # for the retransmissions the client sends when the bridge NACKs it (bridge/rtp/rtx.py)
+    rtx_payload_type: int | None = None
+    # (media SSRC, RTX SSRC) from a=ssrc-group:FID (RFC 4588 §8.1), when RTX was accepted
+    fid: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +370,7 @@ def _accept(m: MediaSection, exts: tuple[str, ...], *, rtx: bool = False,
         ssrcs=tuple(s for s in m.ssrcs if s not in rtx_ssrcs),
         rids=m.rids,
         rtx_payload_type=rtx_pt,
+        fid=m.fid_groups if rtx_pt is not None and not slot else (),
     )
 
 
@@ -402,7 +407,8 @@ def negotiate(offer: Offer, *, max_slots: int) -> Negotiation:
                 why = f"a second sending {m.kind} m-line" + (" after the screen share" * (
                     role == "screen"))
             else:
-                result = _accept(m, _SEND_EXTS[m.kind])
+                # RTX on a sending video: the bridge asks senders to repeat lost packets
+                result = _accept(m, _SEND_EXTS[m.kind], rtx=m.kind == "video")
                 sending[role] = None if isinstance(result, str) else result
                 why = result if isinstance(result, str) else None
         elif why is None and m.direction == "recvonly":
