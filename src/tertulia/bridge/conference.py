@@ -2,7 +2,8 @@
 
 Media path: an endpoint's decrypted RTP → its source (by payload type and SSRC) → the slot
 streams subscribed to that source (the fan-out table) → each receiver's transport. RTCP from a
-receiver about a slot stream is translated back to the source that currently fills the slot.
+receiver about a slot stream is translated back to the source that currently fills the slot
+(conference_rtcp.py).
 """
 
 from __future__ import annotations
@@ -12,20 +13,14 @@ import random
 
 from tertulia.bridge import bandwidth, uplink
 from tertulia.bridge.bwe import RateMeter
+from tertulia.bridge.conference_rtcp import ConferenceRtcp
 from tertulia.bridge.constraints import videos_in_order
 from tertulia.bridge.endpoint import Endpoint, SendingMedia
 from tertulia.bridge.relay import RelaySink, fold_height
 from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
 from tertulia.bridge.rtp.rtcp import (
-    Fir,
-    GenericNack,
     Pli,
     ReceiverReport,
-    Remb,
-    RtcpPacket,
-    Sdes,
-    SenderReport,
-    TransportCC,
 )
 from tertulia.bridge.rtp.speaker import DominantSpeaker
 from tertulia.bridge.rtp.temporal import TemporalMeter
@@ -42,11 +37,9 @@ KEYFRAME_RETRY = 0.8
 # A slot waiting for a keyframe of its target layer keeps that target this long: changing it
 # on every estimate wobble could mean it never gets a keyframe of the layer it waits for.
 TARGET_HOLD = 2.0
-# RTCP SDES item type for CNAME (RFC 3550 §6.5.1).
-SDES_CNAME = 1
 
 
-class Conference:
+class Conference(ConferenceRtcp):
     """Endpoints of one meeting on this bridge and the routing among them."""
 
     def __init__(self, conference_id: str, *, bridge_ssrc: int | None = None) -> None:
@@ -438,88 +431,3 @@ class Conference:
             ]
         )
         return True
-
-    # -- RTCP -----------------------------------------------------------------------------
-
-    def on_rtcp(self, endpoint: Endpoint, packets: list[RtcpPacket], now: float) -> None:
-        for packet in packets:
-            if isinstance(packet, (SenderReport, ReceiverReport)):
-                self._loss_reports(endpoint, packet, now)
-            if isinstance(packet, SenderReport):
-                self._forward_sender_report(endpoint, packet, now)
-            elif isinstance(packet, Pli):
-                self._keyframe_for_slot(endpoint, packet.media_ssrc, now)
-            elif isinstance(packet, Fir):
-                for ssrc, _seqnr in packet.entries:
-                    self._keyframe_for_slot(endpoint, ssrc, now)
-            elif isinstance(packet, TransportCC):
-                # feedback on what the bridge sends it (send-side estimation, sendside.py);
-                # ignored for a receiver that did not negotiate it
-                if endpoint.sendside is not None:
-                    endpoint.stats.twcc_received += 1
-                    endpoint.sendside.on_feedback(packet, now)
-                    bandwidth.pace(endpoint, now)
-                else:
-                    endpoint.stats.drop("twcc-feedback-not-negotiated")
-            elif isinstance(packet, Remb):
-                endpoint.stats.remb_received += 1
-                endpoint.estimate.on_remb(packet.bitrate, now)
-            elif isinstance(packet, GenericNack):
-                endpoint.stats.nacks_received += 1
-                stream = endpoint.stream_by_ssrc.get(packet.media_ssrc)
-                if stream is not None:
-                    endpoint.retransmit(stream, list(packet.lost), now)
-
-    def _loss_reports(
-        self, receiver: Endpoint, report: SenderReport | ReceiverReport, now: float
-    ) -> None:
-        """Loss the receiver reports on video we send it feeds its estimate (bwe.py)."""
-        worst: float | None = None
-        for block in report.reports:
-            receiver.rtt.on_block(block.lsr, block.dlsr, now)
-            stream = receiver.stream_by_ssrc.get(block.ssrc)
-            if stream is not None and stream.kind == "video":
-                fraction = block.fraction_lost / 256  # RFC 3550 §6.4.1
-                worst = fraction if worst is None else max(worst, fraction)
-        if worst is not None:
-            receiver.estimate.on_loss(worst, now)
-
-    def _keyframe_for_slot(self, receiver: Endpoint, slot_ssrc: int, now: float) -> None:
-        receiver.stats.plis_received += 1
-        stream = receiver.stream_by_ssrc.get(slot_ssrc)
-        if stream is None or stream.source is None:
-            return
-        sender = self.endpoints.get(stream.source[0])
-        if sender is not None:
-            # the layer this receiver gets (or waits for), not whichever layer the sender's
-            # media names: a key frame of another layer would not unfreeze this receiver
-            wanted = stream.target if stream.waiting_for_keyframe else stream.source[1]
-            self.request_keyframe(sender, now, stream.role, wanted)
-
-    def _forward_sender_report(self, sender: Endpoint, report: SenderReport, now: float
-                               ) -> None:
-        """Regenerate the sender's SR for each receiver, in that receiver's stream terms.
-
-        The NTP/RTP timestamp pair (RFC 3550 §6.4.1) is what lets a receiver line up audio
-        and video of one participant; the RTP timestamp is shifted by the slot's offset and
-        the counts are the slot stream's own.
-        """
-        media = sender.media_by_ssrc.get(report.ssrc)
-        if media is None:
-            return
-        for receiver, stream in self._fanout.get(sender.id, {}).get(media.role, []):
-            if not stream.started or not receiver.connected or stream.source is None:
-                continue
-            if stream.source[1] != report.ssrc:
-                continue  # a report about a layer (or old SSRC) this receiver does not get
-            sr = SenderReport(
-                ssrc=stream.ssrc,
-                ntp_timestamp=report.ntp_timestamp,
-                rtp_timestamp=stream.translate_rtp_timestamp(report.rtp_timestamp),
-                packet_count=stream.packets_sent & 0xFFFFFFFF,
-                octet_count=stream.octets_sent & 0xFFFFFFFF,
-                reports=[],
-            )
-            sdes = Sdes(chunks=[(stream.ssrc, [(SDES_CNAME, stream.cname.encode())])])
-            receiver.send_rtcp([sr, sdes])
-            receiver.rtt.on_sender_report(report.ntp_timestamp, now)
