@@ -339,7 +339,7 @@ async def scenario(timeline: Timeline, dev: str) -> None:
     # Unthrottled: both get the top layer (1280x720, unless Ana's own uplink estimate has
     # paused it), once their estimates have found the link.
     row = await timeline.run_until(
-        lambda r: width("slow", r) >= TOP_WIDTH // 2 and width("steady", r) >= TOP_WIDTH // 2
+        lambda r: width("slow", r) >= TOP_WIDTH // 2 and width("slow", r) == width("steady", r)
         and on_top("slow", r) and on_top("steady", r)
         and all((r[n] or {}).get("estimate_source") == "twcc" for n in ("slow", "steady")), 60)
     await timeline.watch(2)
@@ -373,13 +373,13 @@ async def scenario(timeline: Timeline, dev: str) -> None:
     timeline.phase = "lifted"
     throttle(dev, None)
     lifted_at = time.monotonic()
-    # Back to the high layer: what the unthrottled receiver gets (the baseline, unless the
-    # sender's own uplink estimate has since paused its top layer; once on this 2-core
-    # machine, with other jobs running, Chromium stopped sending 1280x720 and both
-    # receivers got 640x360), and never only the lowest.
+    # Back to the high layer: the highest the sender sends now, and what the unthrottled
+    # receiver decodes (1280x720, unless the sender's own uplink estimate has paused that
+    # layer: on this 2-core machine with other jobs running, Chromium once stopped sending
+    # it and both receivers got 640x360), never only the lowest.
     row = await timeline.run_until(
-        lambda r: width("slow", r) > LOW_WIDTH
-        and width("slow", r) >= min(baseline, width("steady", r)), 15)
+        lambda r: width("slow", r) > LOW_WIDTH and width("slow", r) >= width("steady", r)
+        and on_top("slow", r), 15)
     recovery = time.monotonic() - lifted_at
     print(f"back to {width('slow', row)} px wide (steady {width('steady', row)}) "
           f"{recovery:.1f} s after the limit went")

@@ -133,3 +133,26 @@ def test_probe_clusters_pad_on_rtx_up_to_their_target_only_with_send_side() -> N
     assert {p.ssrc for p in bob.received_rtp()[40:]} == {rtx_ssrc}
     assert len(set(twcc_numbers(bob))) == len(bob.received_rtp())  # all numbered, once each
     assert alice.endpoint.stats.padding_sent == 0  # REMB receiver: no probing padding
+
+
+def test_a_receiver_getting_all_it_wants_is_probed_only_when_its_estimate_is_thin() -> None:
+    """Past a measured level the estimate rises only through probes; a receiver that gets
+    every layer it wants is probed too while what it gets is within the upgrade headroom of
+    its estimate, so that a layer's swings above its mean do not drop it."""
+    conference, alice, bob, packets = setup()
+    now = 1.0
+    for data in packets[:200]:  # the low layer only: that is all bob can want of it
+        conference.on_rtp(alice.endpoint, data, now)
+        now += 0.01
+        if int(now * 100) % 25 == 0:
+            conference.refresh_layers(now)
+    sendside = bob.endpoint.sendside
+    assert sendside is not None
+    sendside.feedbacks, sendside.first_feedback = 1, now - 100  # found its level long ago
+    sendside.rate.bitrate = 50_000_000.0
+    bandwidth.allocate_receiver(conference, bob.endpoint, now)
+    sending = bob.endpoint.committed_bps
+    assert sending > 0 and bob.endpoint.probe_wanted is None  # plenty of headroom
+    sendside.rate.bitrate = sending * 1.05  # just above what it gets
+    bandwidth.allocate_receiver(conference, bob.endpoint, now)
+    assert bob.endpoint.probe_wanted is not None and bob.endpoint.probe_wanted > sending * 1.15

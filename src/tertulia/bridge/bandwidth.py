@@ -132,9 +132,15 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
     sendside = receiver.sendside
     if sendside is not None and sendside.feedbacks:  # probing (pad()): send-side only
         starting = not sendside.ready(now)  # the first probes find the level
+        # Also probe while the receiver gets all it wants but with less than the upgrade
+        # headroom under its estimate: past a measured level the estimate rises only through
+        # probes (gcc.py), and a layer's rate swings with key frames, so an estimate left at
+        # the layer's mean drops the layer at each swing (a receiver on a free link went
+        # from 360p to 180p for 0.6 s when its estimate had stayed at 590 kbit/s).
+        thin = estimate is not None and sending * UPGRADE_HEADROOM > estimate
         receiver.probe_wanted = (
             (ideal_video * UPGRADE_HEADROOM + audio) * PROBE_MARGIN
-            if ideal > sending or starting else None
+            if ideal > sending or starting or thin else None
         )
     else:
         receiver.probe_wanted = None
