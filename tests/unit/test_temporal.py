@@ -8,11 +8,12 @@ import itertools
 import struct
 from dataclasses import dataclass
 
-from tertulia.bridge.rtp.packet import RtpPacket, parse_extensions, payload_offset
+from tertulia.bridge.rtp.packet import RtpPacket, payload_offset
 from tertulia.bridge.rtp.temporal import TemporalMeter
 from tertulia.bridge.rtp.vp8 import parse_vp8_descriptor
 from tertulia.bridge.subscription import SlotStream
 from tertulia.protocol.sdp import EXT_MID
+from tests.unit.test_subscription import feed as subscription_feed
 
 SSRC = 0xABCD
 PATTERN = (0, 2, 1, 2)  # Chromium's L1T3 frame order
@@ -83,14 +84,7 @@ def slot() -> SlotStream:
 
 
 def feed(s: SlotStream, packets: list[bytes], now: float = 1.0) -> list[RtpPacket]:
-    out = []
-    for data in packets:
-        p = RtpPacket.parse(data)
-        fwd = s.forward(data, p.ssrc, p.sequence_number, p.timestamp, parse_extensions(data),
-                        data[payload_offset(data):], now)
-        if fwd is not None:
-            out.append(RtpPacket.parse(fwd.packet))
-    return out
+    return subscription_feed(s, packets, now)
 
 
 def tids(out: list[RtpPacket]) -> list[int]:
