@@ -111,6 +111,9 @@ def peer_namespace() -> Iterator[tuple[str, str]]:
         for dev in (peer_dev, "lo"):
             _run(*q, "ip", "link", "set", dev, "up")
         _run(*q, "ip", "route", "add", "default", "via", ROUTER_DOWN)
+        # A Chromium already running (the suite's shared browser) sees our new interface and
+        # aborts what it is loading; let that pass before any page loads (see join()).
+        time.sleep(2.0)
         yield peer, down_dev
     finally:
         subprocess.run(["ip", "link", "del", host_dev], capture_output=True, timeout=10)
@@ -158,7 +161,10 @@ async def join(browser: Browser, base: str, name: str, resolution: int = 360,
         url += "&config.startWithVideoMuted=true"
     for attempt in range(2):
         console.clear()
-        await page.goto(url)
+        if attempt == 0:
+            await page.goto(url)
+        else:  # a real load again: goto to the same URL only changes the fragment
+            await page.reload()
         try:
             await page.wait_for_function("() => window.tertulia && window.tertulia.me",
                                          timeout=30_000)
