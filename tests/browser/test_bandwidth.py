@@ -186,6 +186,52 @@ async def join(browser: Browser, base: str, name: str, resolution: int = 360,
     raise AssertionError("unreachable")
 
 
+PEER_JS = """async () => {
+  const t = window.tertulia, pc = t && t.pc;
+  if (!pc) return {state: t ? t.state : null, pc: null};
+  const rtp = [];
+  (await pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' || s.type === 'outbound-rtp')
+      rtp.push([s.type, s.kind, s.mid, s.rid || '', s.ssrc, s.packetsReceived ?? s.packetsSent,
+                s.framesDecoded ?? s.framesEncoded ?? null,
+                s.keyFramesDecoded ?? s.keyFramesEncoded ?? null, s.pliCount ?? null]);
+  });
+  return {state: t.state, me: t.me, slots: t.slots, connection: pc.connectionState,
+          ice: pc.iceConnectionState, rtp};
+}"""
+
+
+async def diagnose(pages: dict[str, Page], bridge: Any) -> str:
+    """What each page's peer connection and the bridge know: for a failure's message."""
+    lines = []
+    for name, page in pages.items():
+        try:
+            lines.append(f"{name}: {await page.evaluate(PEER_JS)}")
+        except Exception as exc:  # a diagnosis never hides the failure
+            lines.append(f"{name}: {exc!r}")
+    for conference in bridge.conferences.values():
+        for pid, e in conference.endpoints.items():
+            s = e.stats
+            estimate, source = estimate_of(e, time.monotonic())
+            lines.append(
+                f"bridge {pid}: connected={e.connected} addr={e.addr} rtp_in={s.rtp_in} "
+                f"rtp_out={s.rtp_out} videos={list(e.videos)} allocation={e.allocation} "
+                f"estimate={estimate} ({source}) pacer={len(e.pacer.queue)} "
+                f"dropped={s.dropped} plis={s.plis_received}")
+            video = e.sending.get("video")
+            if video is not None:
+                now = time.monotonic()
+                lines.append(
+                    f"  sends: current={video.current_ssrc} heights={video.layer_height} "
+                    f"seen={ {k: round(now - v, 1) for k, v in video.last_seen.items()} } "
+                    f"keyframe_requests={video.keyframe_requests}")
+            for _audio, slot in e.slots:
+                if slot.source is not None:
+                    lines.append(f"  slot: source={slot.source} target={slot.target} "
+                                 f"started={slot.started} sent={slot.packets_sent}")
+    return "\n".join(lines)
+
+
 class Timeline:
     """Samples both receivers' view of the sender every `period` seconds."""
 

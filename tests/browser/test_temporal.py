@@ -46,6 +46,23 @@ async def decoding(page: Page, pid: str, timeout: float) -> dict[str, Any]:
     raise AssertionError(f"no video decoded: {last}")
 
 
+def forwarding_to(bridge: Any, receiver_id: str, sender_id: str) -> dict[str, Any]:
+    """The bridge's pick for the receiver, the sender's measured temporal layers and the
+    receiver's slot filter."""
+    conference = next(iter(bridge.conferences.values()))
+    receiver = conference.endpoints[receiver_id]
+    video = conference.endpoints[sender_id].sending["video"]
+    slot = next((s for _t, s in receiver.slots if s.source and s.source[0] == sender_id), None)
+    tf = slot.temporal if slot is not None else None
+    return {
+        "pick": receiver.allocation.get(sender_id),
+        "meters": {ssrc: (m.top, [round(f, 1) for _b, f in m.cumulative()])
+                   for ssrc, m in video.temporal.items()},
+        "slot": None if slot is None else (slot.source, slot.target, slot.max_tid),
+        "filter": None if tf is None else (tf.target, tf.current, tf.forwarded, tf.dropped),
+    }
+
+
 async def test_a_receiver_limited_to_15_fps_gets_half_the_frames(browser: Browser) -> None:
     async with running_server() as server:
         pages = []
@@ -92,15 +109,18 @@ async def test_a_receiver_limited_to_15_fps_gets_half_the_frames(browser: Browse
         start = [await inbound(bo, ana_id), await inbound(cy, ana_id)]
         began = time.monotonic()
         steps: list[tuple[int, int]] = []
+        bridge_view: list[Any] = []  # for the failure's message: what the bridge did for Bo
         for _ in range(6):
             await asyncio.sleep(1.0)
             bo_now, cy_now = await inbound(bo, ana_id), await inbound(cy, ana_id)
             steps.append((bo_now["frames"], cy_now["frames"]))
+            bridge_view.append(forwarding_to(server.bridge, bo_id, ana_id))
         elapsed = time.monotonic() - began
         end = [bo_now, cy_now]
         bo_rate = (end[0]["frames"] - start[0]["frames"]) / elapsed
         cy_rate = (end[1]["frames"] - start[1]["frames"]) / elapsed
-        report = {"bo": bo_rate, "cy": cy_rate, "start": start, "end": end}
+        report = {"bo": bo_rate, "cy": cy_rate, "start": start, "end": end,
+                  "bridge": bridge_view}
         # The fake camera sends 30 fps; two cores running three pages may slow the encoder
         # down, so the bounds are tolerant: Bo about 15, Cy about 30.
         assert 9 <= bo_rate <= 19, report

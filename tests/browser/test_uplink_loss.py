@@ -18,6 +18,7 @@ from tests.browser.test_bandwidth import (
     INBOUND_JS,
     PEER_IP,
     browser_in,
+    diagnose,
     join,
     peer_namespace,
 )
@@ -40,13 +41,14 @@ def uplink_loss(down_dev: str, percent: int) -> None:
         subprocess.run([*nft, command], check=True, capture_output=True, timeout=10)
 
 
-async def view(page: Page, sender: str) -> dict[str, Any]:
+async def view(page: Page, sender: str, others: dict[str, Page], bridge: Any
+               ) -> dict[str, Any]:
     for _ in range(100):  # bounded: about 30 s
         row = await page.evaluate(INBOUND_JS, sender)
         if row is not None and row["frames"] > 30:
             return dict(row)
         await asyncio.sleep(0.3)
-    raise AssertionError(f"no video of {sender}")
+    raise AssertionError(f"no video of {sender}:\n{await diagnose(others, bridge)}")
 
 
 async def test_sender_behind_a_lossy_uplink_is_repaired(browser: Browser) -> None:
@@ -58,7 +60,8 @@ async def test_sender_behind_a_lossy_uplink_is_repaired(browser: Browser) -> Non
                 sender = await join(far_browser, remote, "Ana")
                 receiver = await join(browser, f"http://127.0.0.1:{port}", "Bo")
                 ana = await sender.evaluate("() => window.tertulia.me")
-                before = await view(receiver, ana)
+                pages = {"sender": sender, "receiver": receiver}
+                before = await view(receiver, ana, pages, server.bridge)
                 conference = next(iter(server.bridge.conferences.values()))
                 up = conference.endpoints[ana]
                 video = up.sending["video"]
@@ -67,7 +70,7 @@ async def test_sender_behind_a_lossy_uplink_is_repaired(browser: Browser) -> Non
                 uplink_loss(dev, LOSS)
                 start = time.monotonic()
                 await asyncio.sleep(15)
-                after = await view(receiver, ana)
+                after = await view(receiver, ana, pages, server.bridge)
                 seconds = time.monotonic() - start
             received = after["received"] - before["received"]
             lost = after["lost"] - before["lost"]

@@ -284,3 +284,25 @@ def test_padding_only_packets_are_neither_forwarded_nor_counted_as_media() -> No
     padded[0] |= 0x20
     conference.on_rtp(alice.endpoint, bytes(padded), now)
     assert len(bob.received_rtp()) == forwarded + 1
+
+
+def test_a_receiver_who_joins_while_the_camera_is_paused_gets_it_when_it_resumes() -> None:
+    """Alone in a room, a sender is told nobody watches and pauses every layer. A receiver
+    who joins then finds no live layer; when the camera resumes, the receiver's slot must be
+    attached to it (seen in Chromium: a black tile until the next change of seats)."""
+    conference = Conference("c1", bridge_ssrc=1)
+    chrome = Client("chrome", conference, 0.0, offer=CHROME_SIMULCAST)
+    records = [r for r in load(VIDEO) if RtpPacket.parse(r.data).payload_type == 96]
+    for record in (r for r in records if r.t_ms < 1000):
+        conference.on_rtp(chrome.endpoint, record.data, record.t_ms / 1000)
+    conference.refresh_layers(3.0)  # paused since 1.0 s: no live layer
+    assert chrome.endpoint.sending["video"].layers(3.0) == []
+    viewer = Client("viewer", conference, 3.0)
+    conference.refresh_layers(3.25)
+    # the camera resumes 2.5 s after it paused (with the capture's keyframes at ~2.07 s)
+    for record in (r for r in records if r.t_ms >= 2000):
+        conference.on_rtp(chrome.endpoint, record.data, 1.5 + record.t_ms / 1000)
+    got = viewer.received_rtp()
+    assert got, "the viewer got nothing of the resumed camera"
+    assert is_keyframe_start(got[0].payload)
+    assert viewer.endpoint.slots[0][1].source is not None

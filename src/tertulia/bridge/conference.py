@@ -15,7 +15,7 @@ from tertulia.bridge import bandwidth, uplink
 from tertulia.bridge.bwe import RateMeter
 from tertulia.bridge.conference_rtcp import ConferenceRtcp
 from tertulia.bridge.constraints import videos_in_order
-from tertulia.bridge.endpoint import Endpoint, SendingMedia
+from tertulia.bridge.endpoint import LIVE_WINDOW, Endpoint, SendingMedia
 from tertulia.bridge.relay import RelaySink, fold_height
 from tertulia.bridge.rtp.packet import header_fields, parse_extensions, payload_offset
 from tertulia.bridge.rtp.rtcp import (
@@ -265,6 +265,7 @@ class Conference(ConferenceRtcp):
             # links on nothing, and counting it would make a paused layer look alive.
             sender.stats.padding_received += 1
             return
+        idle = now - media.last_packet
         media.last_packet = now
         payload = plain[payload_at:]
         if media.kind == "video":
@@ -292,6 +293,8 @@ class Conference(ConferenceRtcp):
             if media.current_ssrc is None or ssrc not in media.layer_height:
                 self.now = now
                 self._new_layer(sender, media, ssrc, payload, now)
+            elif idle >= LIVE_WINDOW:
+                self._resumed(sender, media, now)
         elif media.current_ssrc != ssrc:
             self._new_source(sender, media, ssrc, now)
         subscribers = self._fanout.get(sender.id, {}).get(media.role)
@@ -402,6 +405,15 @@ class Conference(ConferenceRtcp):
                     stream.target = target
                     stream.target_since = now
                     self.request_keyframe(sender, now, media.role, target)
+
+    def _resumed(self, sender: Endpoint, media: SendingMedia, now: float) -> None:
+        """A camera that sent nothing for a while sends again (it was paused because nobody
+        watched: sender_constraints). A receiver that joined meanwhile found no live layer and
+        its slot was left detached: attach it now, or it would wait for the next change of
+        seats."""
+        log.debug("endpoint %s %s resumed", sender.id, media.role)
+        self.now = now
+        self.assign_slots()
 
     def _new_source(self, sender: Endpoint, media: SendingMedia, ssrc: int, now: float) -> None:
         log.debug("endpoint %s %s source is now ssrc %d", sender.id, media.role, ssrc)

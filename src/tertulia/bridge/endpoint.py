@@ -58,6 +58,10 @@ __all__ = ["IP_UDP_OVERHEAD", "MAX_ADDRS", "MAX_SSRCS", "WIRE_OVERHEAD", "Addres
            "EndpointStats", "Paced", "Schedule", "SendingMedia", "Transmit"]
 
 
+# A simulcast layer counts as live while it sent within this many seconds.
+LIVE_WINDOW = 1.0
+
+
 @dataclass(slots=True)
 class SendingMedia:
     """One thing the endpoint sends (mic, camera or screen): parameters and current SSRC."""
@@ -93,7 +97,7 @@ class SendingMedia:
     def layered(self) -> bool:
         return len(self.rids) > 1
 
-    def layers(self, now: float, window: float = 1.0) -> list[int]:
+    def layers(self, now: float, window: float = LIVE_WINDOW) -> list[int]:
         """SSRCs of the layers that sent in the last ``window`` seconds, lowest first."""
         live = [s for s in self.layer_of if now - self.last_seen.get(s, -1e9) < window]
         return sorted(live, key=lambda s: self.layer_of[s])
