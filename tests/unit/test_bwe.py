@@ -90,6 +90,8 @@ def test_transport_feedback_reports_arrivals_losses_and_wraps() -> None:
     [fb2] = rec.feedback(1, 2, t + 0.1)
     assert (fb2.base_seq, fb2.packet_status_count, fb2.fb_pkt_count) == (5, 1, 1)
     assert rec.feedback(1, 2, t + 0.15) == []  # nothing new
+    # both counted: two reported as not received, one of them arrived after that
+    assert (rec.reported_lost, rec.late, rec.received) == (2, 1, 7)
 
 
 def test_transport_feedback_splits_long_runs_and_large_gaps() -> None:

@@ -140,6 +140,8 @@ class TwccRecorder:
     next_base: int | None = None
     feedback_count: int = 0
     received: int = 0
+    late: int = 0  # arrived after a feedback had reported them lost
+    reported_lost: int = 0  # statuses sent as not received
 
     def on_packet(self, seq16: int, now: float) -> None:
         if self.highest is None:
@@ -148,6 +150,7 @@ class TwccRecorder:
         else:
             seq = self.highest + seq_diff(seq16, self.highest & 0xFFFF)
         if self.next_base is not None and seq < self.next_base:
+            self.late += 1
             return  # already reported as lost: too late
         if self.highest is None or seq > self.highest:
             self.highest = seq
@@ -174,6 +177,7 @@ class TwccRecorder:
                 at = self.arrivals.get(seq)
                 if at is None:
                     packets.append((seq & 0xFFFF, False, None))
+                    self.reported_lost += 1
                     continue
                 at_us = int(at * 1_000_000)
                 delta = at_us - previous

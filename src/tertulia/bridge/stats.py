@@ -251,6 +251,10 @@ def endpoint_bandwidth(bridge: Bridge, now: float) -> list[dict[str, Any]]:
                     "rtx_received": endpoint.stats.rtx_received,
                     "rtx_duplicates": endpoint.stats.rtx_duplicates,
                     "padding_received": endpoint.stats.padding_received,
+                    # its transport-wide feedback: packets reported as not received, and
+                    # packets that arrived after such a report (bwe.TwccRecorder)
+                    "feedback_reported_lost": endpoint.twcc.reported_lost,
+                    "feedback_late": endpoint.twcc.late,
                 },
                 "layers": layers,
                 "temporal_layers": temporal,  # highest TID forwarded, per entry of "layers"
