@@ -23,20 +23,9 @@ from typing import Any
 from playwright.async_api import async_playwright
 
 from tests.browser.conftest import CHROMIUM, FLAGS
+from tests.browser.test_bandwidth import OUTBOUND_JS
 from tests.browser.test_meeting import room_url
 from tests.server import running_server
-
-SENDER_JS = """async () => {
-  const out = {layers: {}, available: null};
-  (await window.tertulia.pc.getStats()).forEach(s => {
-    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid)
-      out.layers[s.rid] = {height: s.frameHeight || 0, bytes: s.bytesSent || 0,
-                           active: s.active, limited: s.qualityLimitationReason};
-    if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate)
-      out.available = s.availableOutgoingBitrate;
-  });
-  return out;
-}"""
 
 
 async def one_run(seconds: float, period: float) -> dict[str, Any]:
@@ -56,7 +45,7 @@ async def one_run(seconds: float, period: float) -> dict[str, Any]:
             start = time.monotonic()
             rows: list[dict[str, Any]] = []
             while time.monotonic() - start < seconds:  # bounded by --seconds
-                row = await sender.evaluate(SENDER_JS)
+                row = await sender.evaluate(OUTBOUND_JS)
                 conference = next(iter(server.bridge.conferences.values()), None)
                 endpoint = conference.endpoints.get(me) if conference else None
                 if endpoint is not None:
