@@ -10,27 +10,15 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.test_meeting import room_url
+from tests.browser.test_temporal import INBOUND_JS
 from tests.server import running_server
 
 pytestmark = pytest.mark.timeout(180)
 
-WIDTH_JS = """async (pid) => {
-  const t = window.tertulia, i = t.slots.indexOf(pid);
-  if (i < 0) return null;
-  const mid = t.slotTransceivers(i).video.mid;
-  let out = null;
-  (await t.pc.getStats()).forEach(s => {
-    if (s.type === 'inbound-rtp' && s.mid === mid)
-      out = {width: s.frameWidth || 0, frames: s.framesDecoded || 0};
-  });
-  return out;
-}"""
-
-
-async def wait_width(page: Page, pid: str, check: Any, timeout: float) -> dict[str, int]:
+async def wait_width(page: Page, pid: str, check: Any, timeout: float) -> dict[str, Any]:
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
-        last = await page.evaluate(WIDTH_JS, pid)
+        last = await page.evaluate(INBOUND_JS, pid)
         if last and check(last["width"]):
             return dict(last)
         await asyncio.sleep(0.5)

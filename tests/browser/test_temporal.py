@@ -15,6 +15,7 @@ from tests.server import running_server
 
 pytestmark = pytest.mark.timeout(180)
 
+# What a receiver decodes of one sender's camera (test_simulcast reads it too).
 INBOUND_JS = """async (pid) => {
   const t = window.tertulia, i = t.slots.indexOf(pid);
   if (i < 0) return null;
@@ -25,7 +26,7 @@ INBOUND_JS = """async (pid) => {
       out = {frames: s.framesDecoded || 0, fps: s.framesPerSecond || 0,
              nacks: s.nackCount || 0, freezes: s.freezeCount || 0,
              lost: s.packetsLost || 0, received: s.packetsReceived || 0,
-             height: s.frameHeight || 0};
+             width: s.frameWidth || 0, height: s.frameHeight || 0};
   });
   return out;
 }"""
