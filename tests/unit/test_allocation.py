@@ -83,6 +83,25 @@ def test_unknown_rates_count_as_free() -> None:
     assert ssrcs(allocate([fresh], 10_000)) == {"f": 2}
 
 
+def test_a_layer_still_being_measured_is_no_upgrade_within_a_budget() -> None:
+    """A 720p layer that has just resumed reads only a few kbit/s while its rate meter
+    climbs; on a 300 kbit/s link it must not look like the cheapest way up."""
+    resumed = Source("a", (Layer(1, 180, 150_000), Layer(2, 360, 500_000),
+                           Layer(3, 720, 20_000, settled=False)), on_stage=True)
+    assert ssrcs(allocate([resumed], 250_000)) == {"a": 1}
+    assert ssrcs(allocate([resumed], 600_000)) == {"a": 2}
+    # once measured it is an option like any other
+    measured = Source("a", (*resumed.layers[:2], Layer(3, 720, 1_500_000)), on_stage=True)
+    assert ssrcs(allocate([measured], 2_000_000)) == {"a": 3}
+    # without an estimate there is no budget to protect: the preferred layer
+    assert ssrcs(allocate([resumed], None)) == {"a": 3}
+
+
+def test_a_new_source_still_gets_its_lowest_layer_while_it_is_measured() -> None:
+    fresh = Source("f", (Layer(1, 180, 0.0, settled=False), Layer(2, 360, 0.0, settled=False)))
+    assert ssrcs(allocate([A, fresh], 1_000_000)) == {"a": 102, "f": 1}
+
+
 # -- temporal layers ----------------------------------------------------------------------
 
 # Chromium's L1T3 per spatial layer: T0 is 60% of the rate at 7.5 fps, T0+T1 80% at 15 fps.

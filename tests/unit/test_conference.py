@@ -306,3 +306,25 @@ def test_a_receiver_who_joins_while_the_camera_is_paused_gets_it_when_it_resumes
     assert got, "the viewer got nothing of the resumed camera"
     assert is_keyframe_start(got[0].payload)
     assert viewer.endpoint.slots[0][1].source is not None
+
+
+def test_a_resumed_layer_is_measured_for_a_second_before_it_is_an_upgrade() -> None:
+    """Its rate reads from ~0 upwards after a pause (the meters are smoothed per tick)."""
+    conference = Conference("c1", bridge_ssrc=1)
+    chrome = Client("chrome", conference, 0.0, offer=CHROME_SIMULCAST)
+    media = chrome.endpoint.sending["video"]
+    records = [r for r in load(VIDEO) if RtpPacket.parse(r.data).payload_type == 96]
+    for record in (r for r in records if r.t_ms < 1000):
+        conference.on_rtp(chrome.endpoint, record.data, record.t_ms / 1000)
+    ssrcs = media.layers(1.0)
+    assert ssrcs and [media.settled(s, 0.5) for s in ssrcs] == [False] * len(ssrcs)
+    assert all(media.settled(s, 1.0 + 1e-3) for s in ssrcs if media.live_since[s] < 1e-3)
+    resumed_at = 4.0  # after 3 s of silence
+    for record in (r for r in records if 2000 <= r.t_ms < 3200):
+        conference.on_rtp(chrome.endpoint, record.data, resumed_at - 2.0 + record.t_ms / 1000)
+    again = media.layers(resumed_at + 1.0)
+    assert again
+    for ssrc in again:
+        assert media.live_since[ssrc] >= resumed_at
+        assert not media.settled(ssrc, resumed_at + 0.5)
+        assert media.settled(ssrc, media.live_since[ssrc] + 1.0)

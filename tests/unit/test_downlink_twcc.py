@@ -11,7 +11,7 @@ from typing import Any, cast
 from tertulia.bridge import bandwidth
 from tertulia.bridge.conference import Conference
 from tertulia.bridge.rtp.rtcp import GenericNack, Remb, TransportCC
-from tertulia.bridge.sendside import RING
+from tertulia.bridge.sendside import PROBE_DURATION, RING
 from tertulia.bridge.stats import endpoint_bandwidth
 from tertulia.protocol.sdp import EXT_TWCC, parse_offer
 from tests.unit.test_conference import Client, as_sender_pt, video_packets
@@ -124,10 +124,11 @@ def test_probe_clusters_pad_on_rtx_up_to_their_target_only_with_send_side() -> N
         bandwidth.pad(alice.endpoint, 0.05, now)
         now += 0.05
     cluster = sendside.clusters[-1]
-    assert cluster.end is not None and sendside.probe is None  # 0.5 s, then stopped
+    assert cluster.end is not None and sendside.probe is None  # PROBE_DURATION, then stopped
     assert cluster.target == 3 * 300_000  # the first probe: 3x the start rate
     padded = sendside.history.bytes - sent_before
-    assert 0.8 * cluster.target * 0.5 / 8 <= padded <= 1.2 * cluster.target * 0.55 / 8
+    expected = cluster.target * PROBE_DURATION / 8  # with what media it sent meanwhile
+    assert 0.8 * expected <= padded <= 1.2 * expected
     assert bob.endpoint.stats.padding_sent > 0
     rtx_ssrc = bob.endpoint.slots[0][1].rtx_ssrc
     assert {p.ssrc for p in bob.received_rtp()[40:]} == {rtx_ssrc}

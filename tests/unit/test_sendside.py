@@ -12,6 +12,9 @@ import heapq
 import random
 from dataclasses import dataclass, field
 
+import pytest
+
+from tertulia.bridge import sendside
 from tertulia.bridge.bwe import TwccRecorder
 from tertulia.bridge.gcc import InterArrival, Trendline, Usage
 from tertulia.bridge.rtp.rtcp import TransportCC
@@ -30,10 +33,14 @@ class Link:
     loss: float = 0.0
     free_at: float = 0.0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
+    dropped: int = 0  # tail drops (a full queue), not random loss
 
     def carry(self, t: float, size: int) -> float | None:
         start = max(t, self.free_at)
-        if start - t > self.queue_limit or self.rng.random() < self.loss:
+        if start - t > self.queue_limit:
+            self.dropped += 1
+            return None
+        if self.rng.random() < self.loss:
             return None
         self.free_at = start + size * 8 / self.capacity
         return self.free_at + self.delay
@@ -134,6 +141,84 @@ def test_probes_on_a_limited_link_do_not_lift_the_estimate_past_it() -> None:
     valid = [r.bps for r in sim.est.probe_results if r.bps is not None]
     assert valid and max(valid) < 360_000, sim.est.probe_results
     assert max(v for t, v in sim.trace if t > 10) < 450_000
+
+
+def test_probes_into_a_full_link_fit_its_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media at about the estimate of a 300 kbit/s link with a 200 ms queue (the browser
+    test's `tc tbf`), probed every 4 s at twice the estimate: what a cluster sends above the
+    link's rate must wait in the queue, not overflow it and take media with it."""
+
+    def drops(duration: float) -> tuple[int, int]:
+        monkeypatch.setattr(sendside, "PROBE_DURATION", duration)
+        sim = Sim(Link(300_000, queue_limit=0.2))
+        sim.run(10, 260_000, wanted=1_000_000)
+        before = sim.link.dropped
+        clusters = sim.est.next_cluster_id
+        sim.run(16, 260_000, wanted=1_000_000)
+        return sim.link.dropped - before, sim.est.next_cluster_id - clusters
+
+    dropped, probes = drops(sendside.PROBE_DURATION)
+    assert probes >= 3 and dropped == 0
+    # what the shorter clusters are for: 0.5 s ones overflow the queue at every probe
+    longer, probes = drops(0.5)
+    assert longer >= probes >= 3
+
+
+def test_a_cluster_ends_with_its_last_padding_at_its_target() -> None:
+    """probe_sent ends the cluster right after the padding of its last tick: the cluster
+    holds what was sent at its target rate, not the media that followed."""
+    est = SendSideEstimate()
+    now, sent = 1.0, []
+    est.start_probe(600_000, now)
+    while est.probe is not None and now < 2.0:
+        now += 0.05
+        owed = est.probe_tick(None, now)
+        while owed > 0:
+            est.history.add(now, PACKET)
+            sent.append(PACKET)
+            owed -= PACKET
+        est.probe_sent(now)
+    cluster = est.clusters[-1]
+    assert cluster.end == est.history.seq and cluster.ended == pytest.approx(
+        1.0 + sendside.PROBE_DURATION)
+    assert sum(sent) == pytest.approx(600_000 * sendside.PROBE_DURATION / 8, abs=PACKET)
+    # sent as owed, so it measures as its target: from its start, all its bytes
+    assert sendside.send_rate(cluster, est.history) == pytest.approx(600_000, rel=0.1)
+    est.history.add(now + 0.01, PACKET)  # media after it is not the cluster's
+    assert cluster.end == est.history.seq - 1
+
+
+def burst_cluster(link_bps: float | None) -> tuple[sendside.ProbeCluster, SendHistory]:
+    """A cluster as the bridge sends one: three bursts of four 1200-byte packets at its 50 ms
+    ticks after the start (768 kbit/s), arriving 20 ms later through a free link or one
+    that carries ``link_bps`` (a FIFO, no burst allowance)."""
+    history = SendHistory()
+    cluster = sendside.ProbeCluster(1, 768_000, 10.0, history.seq, history.bytes)
+    free_at = 0.0
+    for tick in (1, 2, 3):
+        for _ in range(4):
+            sent = 10.0 + 0.05 * tick
+            seq = history.seq
+            history.add(sent, PACKET)
+            if link_bps is None:
+                arrival = sent + 0.02
+            else:
+                free_at = max(sent, free_at) + PACKET * 8 / link_bps
+                arrival = free_at + 0.02
+            cluster.arrivals[seq] = arrival
+    cluster.end = history.seq
+    return cluster, history
+
+
+def test_a_cluster_of_three_bursts_measures_a_free_link_at_its_rate() -> None:
+    cluster, history = burst_cluster(None)
+    assert sendside.send_rate(cluster, history) == pytest.approx(768_000)
+    assert sendside.probe_rate(cluster, history) == pytest.approx(768_000)
+
+
+def test_a_cluster_of_three_bursts_measures_a_bottleneck_at_95_percent() -> None:
+    cluster, history = burst_cluster(300_000)
+    assert sendside.probe_rate(cluster, history) == pytest.approx(0.95 * 300_000, rel=0.02)
 
 
 def test_probe_on_a_free_link_lifts_the_estimate_at_once() -> None:

@@ -30,7 +30,9 @@ at last-N. Within the receiver's bandwidth estimate:
 3. the others are raised one option at a time, in priority order, round after round, until no
    raise fits.
 
-Without an estimate every source gets its preferred (highest allowed) option.
+Within an estimate, a spatial layer that has just started or resumed sending (its rate not
+measured yet: ``Layer.settled``) is no option beyond a source's lowest one. Without an
+estimate every source gets its preferred (highest allowed) option.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Layer:
     bps: float  # measured rate of this option (TIDs 0..tid of the SSRC) as sent now
     tid: int = 0  # highest temporal layer id included
     fps: float = 0.0  # measured frame rate of TIDs 0..tid; 0 when not known yet
+    # False while the layer has just started or resumed sending: its rate is still being
+    # measured (it reads from ~0 upwards), so it is no upgrade target yet (see allocate)
+    settled: bool = True
 
     @property
     def pick(self) -> Pick:
@@ -104,6 +109,13 @@ def allocate(sources: Sequence[Source], budget: float | None) -> dict[str, Pick 
     allowed = {s.sender_id: allowed_layers(s) for s in sources}
     if budget is None:
         return {sid: layers[-1].pick for sid, layers in allowed.items()}
+    # Within a budget, an option whose rate is still being measured would look nearly free:
+    # a 720p layer that resumed 0.1 s ago reads a few kbit/s, and a receiver on a 300 kbit/s
+    # link was switched to it (tests/browser/test_bandwidth.py lost 5 packets of 390 that
+    # way). Such options wait until they settle; the lowest stays, so a new source still
+    # shows at once.
+    allowed = {sid: layers[:1] + tuple(layer for layer in layers[1:] if layer.settled)
+               for sid, layers in allowed.items()}
     level: dict[str, int] = {}  # sender id -> index into its allowed layers
     spent = 0.0
     blocked = False

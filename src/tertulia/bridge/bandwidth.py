@@ -91,8 +91,9 @@ def sources_for(conference: Conference, receiver: Endpoint) -> list[Source]:
             ssrcs = [media.current_ssrc] if media.current_ssrc is not None else []
         constraints = receiver.constraints
         out.append(
-            Source(sender_id, layer_options(media, ssrcs), constraints.max_height(sender_id),
-                   sender_id in on_stage, constraints.max_frame_rate(sender_id))
+            Source(sender_id, layer_options(media, ssrcs, conference.now),
+                   constraints.max_height(sender_id), sender_id in on_stage,
+                   constraints.max_frame_rate(sender_id))
         )
     return out
 
@@ -162,7 +163,10 @@ def allocate_receiver(conference: Conference, receiver: Endpoint, now: float) ->
 
 
 def _live(sources: list[Source], choice: dict[str, Pick | None]) -> bool:
-    layers = {s.sender_id: {layer.pick for layer in s.layers} for s in sources}
+    """Whether every pick of ``choice`` is a live option whose rate is measured (a choice
+    made without an estimate may hold a layer that has just started)."""
+    layers = {s.sender_id: {layer.pick for layer in s.layers if layer.settled}
+              for s in sources}
     return all(pick is None or pick in layers.get(sid, ()) for sid, pick in choice.items())
 
 
@@ -175,6 +179,7 @@ def pad(receiver: Endpoint, elapsed: float, now: float) -> None:
         probe = sendside.probe
         receiver.padding_bps = probe.target if probe is not None else 0.0
         _send_padding(receiver, owed, now)
+        sendside.probe_sent(now)
         return
     if receiver.padding_bps <= 0 or not receiver.connected:
         receiver.padding_credit = 0.0

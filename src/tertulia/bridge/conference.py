@@ -289,6 +289,8 @@ class Conference(ConferenceRtcp):
                     self.speaker.level(sender.id, value[0] & 0x7F, now)  # RFC 6464 §3
                     break
         if media.layered:
+            if now - media.last_seen.get(ssrc, -1e9) >= LIVE_WINDOW:
+                media.live_since[ssrc] = now  # its rate is measured from here (settled())
             media.last_seen[ssrc] = now
             if media.current_ssrc is None or ssrc not in media.layer_height:
                 self.now = now

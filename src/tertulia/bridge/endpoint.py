@@ -60,6 +60,9 @@ __all__ = ["IP_UDP_OVERHEAD", "MAX_ADDRS", "MAX_SSRCS", "WIRE_OVERHEAD", "Addres
 
 # A simulcast layer counts as live while it sent within this many seconds.
 LIVE_WINDOW = 1.0
+# A layer's rate is known this long after it started or resumed sending: four of the 0.25 s
+# ticks that smooth it (bwe.RateMeter, rtp/temporal.py), 94% of the way from where it was.
+SETTLE_TIME = 1.0
 
 
 @dataclass(slots=True)
@@ -83,6 +86,8 @@ class SendingMedia:
     rid_ext_id: int | None = None
     layer_of: dict[int, int] = field(default_factory=dict)  # ssrc -> layer index
     last_seen: dict[int, float] = field(default_factory=dict)  # ssrc -> last packet time
+    # ssrc -> when it started sending again after LIVE_WINDOW or more of silence (or at all)
+    live_since: dict[int, float] = field(default_factory=dict)
     layer_height: dict[int, int] = field(default_factory=dict)  # ssrc -> keyframe height
     rate: dict[int, RateMeter] = field(default_factory=dict)  # ssrc -> its bit rate (video)
     # ssrc -> bit and frame rates of its VP8 temporal layers (video; rtp/temporal.py)
@@ -101,6 +106,10 @@ class SendingMedia:
         """SSRCs of the layers that sent in the last ``window`` seconds, lowest first."""
         live = [s for s in self.layer_of if now - self.last_seen.get(s, -1e9) < window]
         return sorted(live, key=lambda s: self.layer_of[s])
+
+    def settled(self, ssrc: int, now: float) -> bool:
+        """Whether the layer has sent long enough for its measured rate to be its rate."""
+        return now - self.live_since.get(ssrc, -1e9) >= SETTLE_TIME
 
 
 def _slot_stream(

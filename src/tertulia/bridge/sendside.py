@@ -48,10 +48,17 @@ PROBE_SATURATED, PROBE_UTILIZATION = 0.9, 0.95
 PROBE_MAX_INTERVAL = 1.0  # a cluster's packets span at most this long, sent or received
 PROBE_FEEDBACK_TIMEOUT = 2.0  # give up on a cluster's feedback after this long
 # Probing policy (libwebrtc's ProbeController in application-limited periods probes at 2x the
-# estimate): a 0.5 s cluster at twice the estimate, capped at what the receiver's layers
+# estimate): a 0.15 s cluster at twice the estimate, capped at what the receiver's layers
 # would take, at most every 4 s; after one that reached 90% of its target the next follows
-# 0.5 s later, so the estimate doubles its way up instead of waiting.
-PROBE_GAIN, PROBE_DURATION, PROBE_EVERY, PROBE_AGAIN = 2.0, 0.5, 4.0, 0.5
+# 0.5 s later, so the estimate doubles its way up instead of waiting. Short, because on a
+# full link all a cluster sends above the link's rate waits in the bottleneck's queue: a 0.5
+# s cluster at 2x a 300 kbit/s link is ~11 KB more than the link carries, beyond a 200 ms
+# queue (7.5 KB), and cost the receiver 1-2 media packets at every probe (tests/browser/
+# test_bandwidth.py; test_sendside.py's simulated link drops at 0.2 s and longer, not at
+# 0.15). libwebrtc's clusters are shorter still (15 ms, 5 packets), but its pacer spaces
+# their packets; here the padding goes out once per fast tick (50 ms), so a cluster is
+# three bursts, which measure as well as ten (the same simulation).
+PROBE_GAIN, PROBE_DURATION, PROBE_EVERY, PROBE_AGAIN = 2.0, 0.15, 4.0, 0.5
 PROBE_INITIAL_GAIN = 3.0  # the first probe (libwebrtc starts with 3x the start rate)
 
 
@@ -100,6 +107,7 @@ class ProbeCluster:
     first: int
     first_bytes: int
     end: int | None = None  # set when the cluster stops
+    closing: bool = False  # its time is up: it ends once its last padding has gone
     ended: float = 0.0
     arrivals: dict[int, float] = field(default_factory=dict)  # seq -> arrival
     reported: set[int] = field(default_factory=set)  # seqs feedback covered (either way)
@@ -116,45 +124,57 @@ def probe_rate(cluster: ProbeCluster, history: SendHistory) -> float | None:
     """min(send rate, receive rate) of a cluster (ProbeBitrateEstimator::HandleProbeAndEstimate
     Bitrate), or None when too few packets arrived or the times make no sense.
 
-    The receive rate is the lower of the whole cluster's and its later half's: a bottleneck
-    with a burst allowance (a token bucket) passes the first packets at line rate, and only
-    the later ones show what it carries when that allowance is used up.
+    A cluster is a dozen packets sent in three bursts (PROBE_DURATION), so the receive rate
+    is measured the way the send rate is (:func:`send_rate`): all its bytes over the time
+    from the arrival-side equivalent of its start (the first packet's arrival, less how long
+    after the start it was sent) to its last arrival; on a free link the two agree. The link
+    counts as saturated when the later half of what arrived came in more slowly than it was
+    sent: a bottleneck with a burst allowance (a token bucket) passes the first packets at
+    line rate, and only the later ones show what it carries when that allowance is used up.
+    Then the result is 95% of the later half's receive rate.
     """
     assert cluster.end is not None
     sent = cluster.end - cluster.first
     got = sorted((cluster.arrivals[s], s) for s in cluster.arrivals)
     if sent < PROBE_MIN_PACKETS or len(got) < max(PROBE_MIN_PACKETS, PROBE_MIN_RECEIVED * sent):
         return None
+    send_bps = send_rate(cluster, history)
+    if send_bps is None:
+        return None
     mask = RING - 1
-    seqs = range(cluster.first, cluster.end)
-    send_first = history.times[cluster.first & mask]
-    send_last = history.times[(cluster.end - 1) & mask]
-    send_interval = send_last - send_first
-    sent_bytes = sum(history.sizes[s & mask] for s in seqs)
-    if send_interval <= 0 or send_interval > PROBE_MAX_INTERVAL:
-        return None
-    send_bps = (sent_bytes - history.sizes[(cluster.end - 1) & mask]) * 8 / send_interval
-    receive_bps = _receive_rate(got, history)
-    if receive_bps is None:
-        return None
-    half = _receive_rate(got[len(got) // 2 - 1:], history) if len(got) >= 8 else None
-    if half is not None:
-        receive_bps = min(receive_bps, half)
-    if receive_bps > PROBE_MAX_RATIO * send_bps:
-        return None
-    result = min(send_bps, receive_bps)
-    if receive_bps < PROBE_SATURATED * send_bps:
-        result = PROBE_UTILIZATION * receive_bps
-    return result
-
-
-def _receive_rate(got: list[tuple[float, int]], history: SendHistory) -> float | None:
-    interval = got[-1][0] - got[0][0]
+    first_at, first = got[0]
+    lead = history.times[first & mask] - cluster.started
+    interval = got[-1][0] - first_at + max(lead, 0.0)
     if interval <= 0 or interval > PROBE_MAX_INTERVAL:
         return None
-    size = sum(history.sizes[s & (RING - 1)] for _, s in got) - history.sizes[
-        got[0][1] & (RING - 1)]
-    return size * 8 / interval
+    receive_bps = sum(history.sizes[s & mask] for _, s in got) * 8 / interval
+    if receive_bps > PROBE_MAX_RATIO * send_bps:
+        return None
+    later = got[max(len(got) // 2 - 1, 0):]
+    arrived = later[-1][0] - later[0][0]
+    went = history.times[later[-1][1] & mask] - history.times[later[0][1] & mask]
+    if arrived > 0 and went < PROBE_SATURATED * arrived:  # queued on the way
+        size = sum(history.sizes[s & mask] for _, s in later[1:])
+        return PROBE_UTILIZATION * size * 8 / arrived
+    return min(send_bps, receive_bps)
+
+
+def send_rate(cluster: ProbeCluster, history: SendHistory) -> float | None:
+    """The rate an ended cluster was sent at: from its start to its last packet, all its
+    bytes. libwebrtc measures from its first packet and leaves the last one's bytes out, as
+    its pacer sends a cluster's packets evenly from the start and each begins an interval.
+    Here padding goes out in bursts, each owed for the time since the cluster started
+    (probe_owed), so what went out up to the last burst is the target rate times the time
+    since the start: from the first packet (if media had a gap at the start) a short cluster
+    read up to a tick's worth too fast, and without the last packet, with a dozen packets
+    to a cluster, 10% too slow."""
+    assert cluster.end is not None
+    mask = RING - 1
+    send_first = min(cluster.started, history.times[cluster.first & mask])
+    interval = history.times[(cluster.end - 1) & mask] - send_first
+    if interval <= 0 or interval > PROBE_MAX_INTERVAL:
+        return None
+    return sum(history.sizes[s & mask] for s in range(cluster.first, cluster.end)) * 8 / interval
 
 
 @dataclass(slots=True)
@@ -303,9 +323,13 @@ class SendSideEstimate:
         ``wanted`` (bit/s the receiver's layers would take) is above the estimate. Returns
         the bytes of padding owed now."""
         cluster = self.probe
-        if cluster is not None and now - cluster.started >= PROBE_DURATION:
+        if cluster is not None and cluster.closing:  # probe_sent was not called
             self.end_probe(now)
-        elif (cluster is None and wanted is not None and wanted > self.value()
+        elif cluster is not None:
+            # the last share, sent now; probe_sent() then ends the cluster, before any media
+            # that follows dilutes it
+            cluster.closing = now - cluster.started >= PROBE_DURATION
+        elif (wanted is not None and wanted > self.value()
               and now >= self.next_probe):
             gain = PROBE_INITIAL_GAIN if self.next_cluster_id == 1 else PROBE_GAIN
             self.start_probe(min(gain * self.value(), wanted), now)
@@ -331,6 +355,12 @@ class SendSideEstimate:
             return 0
         due = cluster.target * (now - cluster.started) / 8
         return max(0, int(due - (self.history.bytes - cluster.first_bytes)))
+
+    def probe_sent(self, now: float) -> None:
+        """The padding :meth:`probe_tick` asked for has gone: a cluster whose time is up
+        ends here."""
+        if self.probe is not None and self.probe.closing:
+            self.end_probe(now)
 
     def end_probe(self, now: float) -> None:
         if self.probe is not None:

@@ -16,20 +16,23 @@ if TYPE_CHECKING:
     from tertulia.bridge.endpoint import Endpoint, SendingMedia
 
 
-def layer_options(media: SendingMedia, ssrcs: Sequence[int]) -> tuple[Layer, ...]:
+def layer_options(media: SendingMedia, ssrcs: Sequence[int], now: float) -> tuple[Layer, ...]:
     """The options of a camera: each live SSRC (lowest first) at each of its temporal layers
-    (cumulative rates). An SSRC whose packets carry no TID has one option: all of it."""
+    (cumulative rates). An SSRC whose packets carry no TID has one option: all of it. A
+    simulcast layer that started or resumed less than SETTLE_TIME ago is not ``settled``."""
     out: list[Layer] = []
     for ssrc in ssrcs:
         height = media.layer_height.get(ssrc, 0)
+        settled = not media.layered or media.settled(ssrc, now)
         meter = media.temporal.get(ssrc)
         if meter is None or meter.top == 0:
             rate = media.rate.get(ssrc)
             fps = meter.fps[0] if meter is not None else 0.0
-            out.append(Layer(ssrc, height, rate.bps if rate is not None else 0.0, 0, fps))
+            bps = rate.bps if rate is not None else 0.0
+            out.append(Layer(ssrc, height, bps, 0, fps, settled))
             continue
         for tid, (bps, fps) in enumerate(meter.cumulative()):
-            out.append(Layer(ssrc, height, bps, tid, fps))
+            out.append(Layer(ssrc, height, bps, tid, fps, settled))
     return tuple(out)
 
 
