@@ -79,6 +79,7 @@ class Sim:
                 while owed > 0:
                     self.send(PACKET)
                     owed -= PACKET
+                self.est.probe_sent(self.t)  # as bandwidth.pad does
             while self.in_flight and self.in_flight[0][0] <= self.t:
                 _at, seq16 = heapq.heappop(self.in_flight)
                 self.receiver.on_packet(seq16, _at)
